@@ -1,0 +1,153 @@
+"""What API Gateway (REST, Lambda proxy integration) does to a request and a response.
+
+Tests and the local server both go through here, so they exercise the handler exactly as
+the deployed API does: one greedy `/v2/{proxy+}` resource, bodies base64-encoded when their
+Content-Type is a binary media type, repeated headers in `multiValueHeaders`, the Lambda
+event limit, and the headers API Gateway renames on the way out.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+# Lambda's synchronous invocation payload limit, for the request event and the response.
+LAMBDA_PAYLOAD_LIMIT = 6_291_456
+# Response headers API Gateway REST APIs rename on Lambda proxy responses.
+REMAPPED_HEADERS = ("www-authenticate", "authorization", "connection", "date", "server")
+
+
+@dataclass
+class GatewayResponse:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        values = [v for k, v in self.headers if k.lower() == name.lower()]
+        return values[-1] if values else None
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def _matches(content_type: str, binary_types: Iterable[str]) -> bool:
+    media_type = content_type.split(";")[0].strip().lower()
+    return media_type in {t.lower() for t in binary_types}
+
+
+def resource_for(path: str) -> tuple[str, dict[str, str] | None] | None:
+    if path in ("/v2", "/v2/"):
+        return "/v2", None
+    if path.startswith("/v2/"):
+        return "/v2/{proxy+}", {"proxy": path[len("/v2/"):]}
+    return None
+
+
+def build_event(method: str, target: str, headers: list[tuple[str, str]], body: bytes,
+                binary_types: Iterable[str]) -> dict[str, Any] | None:
+    """The Lambda proxy event for a request, or None where no API resource matches."""
+    raw_path, _, query_string = target.partition("?")
+    path = unquote(raw_path)
+    resource = resource_for(path)
+    if resource is None:
+        return None
+    resource_path, path_parameters = resource
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in headers:
+        multi_headers.setdefault(name, []).append(value)
+    multi_query: dict[str, list[str]] = {}
+    for name, value in parse_qsl(query_string, keep_blank_values=True):
+        multi_query.setdefault(name, []).append(value)
+    content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
+    is_binary = bool(body) and _matches(content_type, binary_types)
+    if is_binary:
+        encoded: str | None = base64.b64encode(body).decode("ascii")
+    else:
+        # A text body passes as a string: bytes that are not UTF-8 do not survive, as deployed.
+        encoded = body.decode("utf-8", errors="replace") if body else None
+    request_id = str(uuid.uuid4())
+    return {
+        "resource": resource_path,
+        "path": path,
+        "httpMethod": method,
+        "headers": {k: v[-1] for k, v in multi_headers.items()} or None,
+        "multiValueHeaders": multi_headers or None,
+        "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": path_parameters,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": resource_path,
+            "httpMethod": method,
+            "path": path,
+            "stage": "local",
+            "requestId": request_id,
+            "identity": {"sourceIp": "127.0.0.1"},
+        },
+        "body": encoded,
+        "isBase64Encoded": is_binary,
+    }
+
+
+def event_too_large(event: dict[str, Any]) -> bool:
+    return len(json.dumps(event, separators=(",", ":"))) > LAMBDA_PAYLOAD_LIMIT
+
+
+def to_http(result: dict[str, Any], method: str) -> GatewayResponse:
+    """The client's view of a Lambda proxy result."""
+    body = result.get("body") or ""
+    raw = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode("utf-8")
+    headers: list[tuple[str, str]] = []
+    for name, value in (result.get("headers") or {}).items():
+        headers.append((name, str(value)))
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        headers.extend((name, str(v)) for v in values)
+    headers = [(f"x-amzn-Remapped-{k}" if k.lower() in REMAPPED_HEADERS else k, v) for k, v in headers]
+    if not any(k.lower() == "content-type" for k, _ in headers):
+        headers.append(("Content-Type", "application/json"))  # API Gateway's default
+    if not any(k.lower() == "content-length" for k, _ in headers) or method != "HEAD":
+        headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        headers.append(("Content-Length", str(len(raw))))
+    return GatewayResponse(int(result["statusCode"]), headers, b"" if method == "HEAD" else raw)
+
+
+def gateway_error(status: int, message: str) -> GatewayResponse:
+    """API Gateway's own answer when no resource matches (it never reaches Lambda)."""
+    return GatewayResponse(status, [("Content-Type", "application/json")], json.dumps({"message": message}).encode())
+
+
+class LambdaContext:
+    """The attributes Chalice and Powertools read from a Lambda context."""
+
+    function_name = "berth-local"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:berth-local"
+    aws_request_id = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 29_000
+
+
+def invoke(app: Any, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> GatewayResponse:
+    """One request through API Gateway and Lambda, as deployed."""
+    event = build_event(method, target, headers, body, app.api.binary_types)
+    if event is None:
+        return gateway_error(403, "Missing Authentication Token")
+    if event_too_large(event):
+        return request_too_large()
+    return to_http(app(event, LambdaContext()), method)
+
+
+def request_too_large() -> GatewayResponse:
+    """Deployed, a request over the Lambda payload limit never reaches the function; the API's
+    gateway response answers in the registry's own error format."""
+    body = {"errors": [{"code": "SIZE_INVALID",
+                        "message": f"request exceeds the {LAMBDA_PAYLOAD_LIMIT}-byte Lambda payload limit; "
+                                   "send blobs in chunks (PATCH with Content-Range)"}]}
+    return GatewayResponse(413, [("Content-Type", "application/json")], json.dumps(body).encode())

@@ -1,0 +1,24 @@
+"""Create the bucket and table the registry expects (local mode and tests; deployed, infra/ does)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def create_table(dynamodb: Any, name: str) -> None:
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                              {"AttributeName": "sk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def create_bucket(s3: Any, name: str) -> None:
+    s3.create_bucket(Bucket=name)
+
+
+def provision(s3: Any, dynamodb: Any, bucket: str, table: str) -> None:
+    create_bucket(s3, bucket)
+    create_table(dynamodb, table)

@@ -1,0 +1,1 @@
+"""Berth: the registry code that runs inside Lambda."""

@@ -1,0 +1,72 @@
+"""Every error the registry answers with, as data, and the one exception that carries it.
+
+The wire codes and statuses follow the OCI Distribution Spec v1.1 error table; a few rows
+share a wire code with another status where the spec asks for it (413 and 416 responses).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from enum import Enum
+from typing import Any
+
+
+class Oci(Enum):
+    """(wire code, HTTP status, default message)."""
+
+    BLOB_UNKNOWN = ("BLOB_UNKNOWN", 404, "blob unknown to registry")
+    BLOB_UPLOAD_INVALID = ("BLOB_UPLOAD_INVALID", 400, "blob upload invalid")
+    BLOB_UPLOAD_UNKNOWN = ("BLOB_UPLOAD_UNKNOWN", 404, "blob upload unknown to registry")
+    DIGEST_INVALID = ("DIGEST_INVALID", 400, "provided digest did not match uploaded content")
+    MANIFEST_BLOB_UNKNOWN = ("MANIFEST_BLOB_UNKNOWN", 400, "manifest references a manifest or blob unknown to registry")
+    MANIFEST_INVALID = ("MANIFEST_INVALID", 400, "manifest invalid")
+    MANIFEST_UNKNOWN = ("MANIFEST_UNKNOWN", 404, "manifest unknown to registry")
+    NAME_INVALID = ("NAME_INVALID", 400, "invalid repository name")
+    NAME_UNKNOWN = ("NAME_UNKNOWN", 404, "repository name not known to registry")
+    SIZE_INVALID = ("SIZE_INVALID", 400, "provided length did not match content length")
+    TOO_LARGE = ("SIZE_INVALID", 413, "request body too large")
+    RANGE_INVALID = ("BLOB_UPLOAD_INVALID", 416, "requested range not satisfiable")
+    TAG_INVALID = ("TAG_INVALID", 400, "manifest tag did not match URI")
+    PAGINATION_NUMBER_INVALID = ("PAGINATION_NUMBER_INVALID", 400, "invalid number of results requested")
+    UNAUTHORIZED = ("UNAUTHORIZED", 401, "authentication required")
+    DENIED = ("DENIED", 403, "requested access to the resource is denied")
+    UNSUPPORTED = ("UNSUPPORTED", 405, "the operation is unsupported")
+    NOT_FOUND = ("NOT_FOUND", 404, "no such endpoint")
+    TOOMANYREQUESTS = ("TOOMANYREQUESTS", 429, "too many requests")
+    UNKNOWN = ("UNKNOWN", 500, "unknown error")
+
+    @property
+    def code(self) -> str:
+        return self.value[0]
+
+    @property
+    def status(self) -> int:
+        return self.value[1]
+
+    @property
+    def message(self) -> str:
+        return self.value[2]
+
+
+class RegistryError(Exception):
+    """The one exception domain code raises; `render` turns it into the OCI JSON answer."""
+
+    def __init__(
+        self,
+        kind: Oci,
+        message: str | None = None,
+        detail: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message or kind.message)
+        self.kind = kind
+        self.message = message or kind.message
+        self.detail = detail
+        self.headers = dict(headers or {})
+
+    def body(self) -> str:
+        error: dict[str, Any] = {"code": self.kind.code, "message": self.message}
+        if self.detail is not None:
+            error["detail"] = self.detail
+        return json.dumps({"errors": [error]})

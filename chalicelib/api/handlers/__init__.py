@@ -1,0 +1,1 @@
+"""One module per resource; each handler takes (request, registry) and returns a Response."""

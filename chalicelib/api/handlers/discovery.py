@@ -1,0 +1,36 @@
+"""Listings: tags, the catalog, referrers."""
+
+from chalice import Response
+
+from chalicelib.api.errors import Oci, RegistryError
+from chalicelib.api.pagination import next_link, page_size
+from chalicelib.api.request import RegistryRequest
+from chalicelib.api.responses import json_body
+from chalicelib.digest.digests import Digest
+from chalicelib.manifests.mediatypes import OCI_INDEX
+from chalicelib.registry import Registry
+
+
+def tags(req: RegistryRequest, reg: Registry) -> Response:
+    name = req.params["name"]
+    size, last = page_size(req.arg("n")), req.arg("last")
+    page = reg.meta.list_tags(name, size, last)
+    if not page.items and last is None and not reg.meta.repository_exists(name):
+        raise RegistryError(Oci.NAME_UNKNOWN, detail={"name": name})
+    return json_body({"name": name, "tags": page.items},
+                     headers=next_link(f"/v2/{name}/tags/list", size, page.items, page.more))
+
+
+def catalog(req: RegistryRequest, reg: Registry) -> Response:
+    size, last = page_size(req.arg("n")), req.arg("last")
+    page = reg.meta.list_repositories(size, last)
+    return json_body({"repositories": page.items}, headers=next_link("/v2/_catalog", size, page.items, page.more))
+
+
+def referrers(req: RegistryRequest, reg: Registry) -> Response:
+    subject = Digest.parse(req.params["digest"])
+    artifact_type = req.arg("artifactType")
+    descriptors = reg.manifests.referrers(req.params["name"], subject, artifact_type)
+    headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type else {}
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}
+    return json_body(index, headers=headers, content_type=OCI_INDEX)

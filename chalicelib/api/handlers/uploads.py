@@ -1,0 +1,89 @@
+"""Blob uploads: start (or mount, or push whole), chunk, finish, status, cancel."""
+
+from chalice import Response
+
+from chalicelib.api.errors import Oci, RegistryError
+from chalicelib.api.request import MAX_REQUEST_BODY, RegistryRequest
+from chalicelib.api.responses import empty
+from chalicelib.digest.digests import Digest
+from chalicelib.naming import check_name
+from chalicelib.registry import Registry
+from chalicelib.storage.records import BlobRecord
+from chalicelib.uploads.service import upload_location
+from chalicelib.uploads.state import UploadState, parse_content_range, range_header
+
+
+def _progress(state: UploadState, status: int) -> Response:
+    return empty(status, {
+        "Location": upload_location(state.repo, state.uuid),
+        "Range": range_header(state.offset),
+        "Docker-Upload-UUID": state.uuid,
+    })
+
+
+def _created(repo: str, blob: BlobRecord) -> Response:
+    return empty(201, {"Location": f"/v2/{repo}/blobs/{blob.digest}", "Docker-Content-Digest": blob.digest})
+
+
+def _digest_arg(req: RegistryRequest) -> Digest:
+    digest = req.arg("digest")
+    if digest is None:
+        raise RegistryError(Oci.DIGEST_INVALID, "the digest query parameter is required to finish an upload")
+    return Digest.parse(digest)
+
+
+def start(req: RegistryRequest, reg: Registry) -> Response:
+    name = req.params["name"]
+    mount = req.arg("mount")
+    if mount is not None:
+        source = req.arg("from")
+        blob = reg.uploads.mount(name, Digest.parse(mount), check_name(source) if source else None)
+        if blob is not None:
+            return _created(name, blob)
+    elif req.arg("digest") is not None:
+        blob = reg.uploads.finish(UploadState.new(name, None), _digest_arg(req), req.body, persisted=False)
+        return _created(name, blob)
+    elif req.body:
+        raise RegistryError(Oci.DIGEST_INVALID, "a POST with a body needs ?digest= (monolithic upload)")
+    state = reg.uploads.start(name)
+    response = _progress(state, 202)
+    response.headers["OCI-Chunk-Min-Length"] = str(MAX_REQUEST_BODY)
+    response.headers["OCI-Chunk-Max-Length"] = str(MAX_REQUEST_BODY)
+    return response
+
+
+def _chunk_start(req: RegistryRequest) -> int | None:
+    """Where the client says this chunk starts, after checking it against the body length."""
+    header = req.header("content-range")
+    if header is None:
+        return None
+    parsed = parse_content_range(header)
+    if parsed is None:
+        raise RegistryError(Oci.RANGE_INVALID, "Content-Range must be <start>-<end>", detail={"range": header[:64]})
+    start, end = parsed
+    if end - start + 1 != len(req.body):
+        raise RegistryError(Oci.SIZE_INVALID, "Content-Range does not match the body length",
+                            detail={"range": header[:64], "length": len(req.body)})
+    return start
+
+
+def patch(req: RegistryRequest, reg: Registry) -> Response:
+    state = reg.uploads.load(req.params["name"], req.params["uuid"])
+    state = reg.uploads.append(state, req.body, _chunk_start(req))
+    return _progress(state, 202)
+
+
+def finish(req: RegistryRequest, reg: Registry) -> Response:
+    digest = _digest_arg(req)
+    state = reg.uploads.load(req.params["name"], req.params["uuid"])
+    start = _chunk_start(req) if req.body else None
+    return _created(state.repo, reg.uploads.finish(state, digest, req.body, start=start))
+
+
+def status(req: RegistryRequest, reg: Registry) -> Response:
+    return _progress(reg.uploads.load(req.params["name"], req.params["uuid"]), 204)
+
+
+def cancel(req: RegistryRequest, reg: Registry) -> Response:
+    reg.uploads.cancel(reg.uploads.load(req.params["name"], req.params["uuid"]))
+    return empty(204)

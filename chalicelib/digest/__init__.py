@@ -1,0 +1,1 @@
+"""Digests: parsing, computing, and SHA-256 state that survives between requests."""

@@ -1,0 +1,38 @@
+"""Repository names and tags, checked against the spec's grammar. Pure logic."""
+
+from __future__ import annotations
+
+import re
+
+from chalicelib.api.errors import Oci, RegistryError
+
+_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
+_NAME = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+_TAG = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
+MAX_NAME_LENGTH = 255
+
+
+def check_name(name: str) -> str:
+    if len(name) > MAX_NAME_LENGTH:
+        raise RegistryError(
+            Oci.NAME_INVALID,
+            f"repository name is longer than {MAX_NAME_LENGTH} characters",
+            detail={"name": name[:300]},
+        )
+    if not _NAME.match(name):
+        raise RegistryError(
+            Oci.NAME_INVALID,
+            "repository name must be lowercase path components of [a-z0-9] joined by '.', '_', '__' or '-'",
+            detail={"name": name},
+        )
+    return name
+
+
+def check_tag(tag: str) -> str:
+    if not _TAG.match(tag):
+        raise RegistryError(
+            Oci.TAG_INVALID,
+            "tag must match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}",
+            detail={"tag": tag[:200]},
+        )
+    return tag

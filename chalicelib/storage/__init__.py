@@ -1,0 +1,1 @@
+"""S3 and DynamoDB, each behind one small class."""

@@ -1,0 +1,77 @@
+"""The S3 bucket that holds blob bytes and large manifests."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from chalicelib.storage.clients import AwsClients
+
+STREAM_CHUNK = 8 * 1024 * 1024
+
+
+class BlobStore:
+    def __init__(self, clients: AwsClients, bucket: str, presign_seconds: int) -> None:
+        self._clients = clients
+        self.bucket = bucket
+        self._presign_seconds = presign_seconds
+
+    @property
+    def _s3(self) -> Any:
+        return self._clients.s3
+
+    def put(self, key: str, data: bytes) -> None:
+        self._s3.put_object(Bucket=self.bucket, Key=key, Body=data)
+
+    def read(self, key: str) -> bytes:
+        return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def stream(self, key: str) -> Iterator[bytes]:
+        body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        try:
+            yield from body.iter_chunks(STREAM_CHUNK)
+        finally:
+            body.close()
+
+    def delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):
+            batch = keys[start : start + 1000]
+            if len(batch) == 1:
+                self._s3.delete_object(Bucket=self.bucket, Key=batch[0])
+            else:
+                self._s3.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
+                )
+
+    def start_multipart(self, key: str) -> str:
+        return self._s3.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> None:
+        self._s3.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data)
+
+    def complete_multipart(self, key: str, upload_id: str, numbers: list[int]) -> None:
+        """Complete with exactly the committed parts. ETags come from S3 (ListParts) rather than
+        the upload record, which keeps that record small for uploads of thousands of parts."""
+        wanted = set(numbers)
+        etags: dict[int, str] = {}
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "UploadId": upload_id}
+        while True:
+            page = self._s3.list_parts(**kwargs)
+            etags.update({p["PartNumber"]: p["ETag"] for p in page.get("Parts", []) if p["PartNumber"] in wanted})
+            if not page.get("IsTruncated"):
+                break
+            kwargs["PartNumberMarker"] = page["NextPartNumberMarker"]
+        parts = [{"PartNumber": n, "ETag": etags[n]} for n in numbers]
+        self._s3.complete_multipart_upload(
+            Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+        )
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        with contextlib.suppress(self._s3.exceptions.NoSuchUpload):
+            self._s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+
+    def presigned_get(self, key: str) -> str:
+        return self._s3.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=self._presign_seconds
+        )

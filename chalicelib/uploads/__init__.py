@@ -1,0 +1,1 @@
+"""Blob uploads: state, chunk planning, and the service that runs them."""

@@ -1,0 +1,202 @@
+"""Runs blob uploads: chunks into S3, state into DynamoDB, verification, promotion.
+
+Bytes are written to S3 once per chunk. A finished upload is verified from the saved
+SHA-256 state without reading the blob back, then promoted by recording digest -> object:
+the object stays where the upload wrote it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+from chalicelib.api.errors import Oci, RegistryError
+from chalicelib.digest import resumable
+from chalicelib.digest.digests import Digest
+from chalicelib.storage.dynamo import MetadataStore
+from chalicelib.storage.records import BlobRecord
+from chalicelib.storage.s3 import BlobStore
+from chalicelib.uploads.state import MAX_PARTS, Piece, UploadState, range_header, valid_uuid
+
+
+def upload_location(repo: str, uuid: str) -> str:
+    return f"/v2/{repo}/blobs/uploads/{uuid}"
+
+
+class Uploads:
+    def __init__(self, blobs: BlobStore, meta: MetadataStore,
+                 resumable_available: Callable[[], bool] = resumable.available) -> None:
+        self._blobs = blobs
+        self._meta = meta
+        self._resumable_available = resumable_available
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    def start(self, repo: str) -> UploadState:
+        hash_state = resumable.ResumableSha256().state() if self._resumable_available() else None
+        state = UploadState.new(repo, hash_state)
+        self._meta.create_upload(state)
+        return state
+
+    def load(self, repo: str, uuid: str) -> UploadState:
+        state = self._meta.get_upload(uuid) if valid_uuid(uuid) else None
+        if state is None or state.repo != repo:
+            raise RegistryError(Oci.BLOB_UPLOAD_UNKNOWN, detail={"uuid": uuid[:64]})
+        return state
+
+    def cancel(self, state: UploadState) -> None:
+        if not self._meta.delete_upload(state.uuid):
+            raise RegistryError(Oci.BLOB_UPLOAD_UNKNOWN, detail={"uuid": state.uuid})
+        self._discard_bytes(state)
+
+    def _discard_bytes(self, state: UploadState) -> None:
+        if state.multipart_id:
+            self._blobs.abort_multipart(state.object_key, state.multipart_id)
+        self._blobs.delete([p.key for p in state.pieces])
+
+    # ---- chunks --------------------------------------------------------------------------
+
+    def append(self, state: UploadState, data: bytes, start: int | None = None) -> UploadState:
+        """Add a chunk at the upload's current offset (or refuse it with 416)."""
+        if start is not None and start != state.offset:
+            raise self._out_of_order(state)
+        if not data:
+            return state
+        hash_state = self._hashed(state, data)
+        if state.fills_part(len(data)):
+            new, started = self._write_part(state, data, hash_state)
+            if not self._meta.commit_upload(new, expected_offset=state.offset):
+                if started:
+                    self._blobs.abort_multipart(state.object_key, new.multipart_id or "")
+                raise self._out_of_order(self.load(state.repo, state.uuid))
+            self._blobs.delete([p.key for p in state.pieces])
+            return new
+        piece = Piece(state.piece_key(state.offset), len(data))
+        self._blobs.put(piece.key, data)
+        new = state.with_piece(piece, hash_state)
+        if not self._meta.commit_upload(new, expected_offset=state.offset):
+            self._blobs.delete([piece.key])
+            raise self._out_of_order(self.load(state.repo, state.uuid))
+        return new
+
+    def _out_of_order(self, state: UploadState) -> RegistryError:
+        return RegistryError(
+            Oci.RANGE_INVALID,
+            f"chunk must start at offset {state.offset}",
+            headers={"Location": upload_location(state.repo, state.uuid), "Range": range_header(state.offset),
+                     "Docker-Upload-UUID": state.uuid},
+        )
+
+    @staticmethod
+    def _hashed(state: UploadState, data: bytes) -> bytes | None:
+        if state.hash_state is None:
+            return None
+        running = resumable.ResumableSha256(state.hash_state)
+        running.update(data)
+        return running.state()
+
+    def _tail_with(self, state: UploadState, data: bytes) -> bytes:
+        if not state.pieces:
+            return data
+        return b"".join(self._blobs.read(p.key) for p in state.pieces) + data
+
+    def _write_part(self, state: UploadState, data: bytes, hash_state: bytes | None) -> tuple[UploadState, bool]:
+        """Pieces plus this chunk become one S3 part. Returns the new state and whether this
+        request started the multipart upload."""
+        if len(state.parts) >= MAX_PARTS - 1:
+            raise RegistryError(Oci.TOO_LARGE, f"an upload through this API holds at most {MAX_PARTS} parts")
+        body = self._tail_with(state, data)
+        multipart_id = state.multipart_id or self._blobs.start_multipart(state.object_key)
+        number = self._meta.next_part_number(state.uuid)
+        self._blobs.upload_part(state.object_key, multipart_id, number, body)
+        return state.with_part(multipart_id, number, len(data), hash_state), state.multipart_id is None
+
+    # ---- finishing -----------------------------------------------------------------------
+
+    def finish(self, state: UploadState, digest: Digest, data: bytes, persisted: bool = True,
+               start: int | None = None) -> BlobRecord:
+        """Verify and promote, with an optional last chunk. `persisted` is False for a
+        monolithic POST, which has no upload record."""
+        if start is not None and start != state.offset:
+            raise self._out_of_order(state)
+        size = state.offset + len(data)
+        upload = state if persisted else None
+        verified = self._verify_from_state(state, digest, data)
+        if verified is False:
+            self._discard_bytes(state)
+            self._reject(upload, digest)
+        existing = self._meta.get_blob(str(digest))
+        if existing is not None and verified:
+            # Same bytes are already stored: link them, keep nothing of this upload.
+            if not self._meta.link_and_retire(state.repo, existing, upload):
+                raise RegistryError(Oci.BLOB_UPLOAD_UNKNOWN, detail={"uuid": state.uuid})
+            self._discard_bytes(state)
+            return existing
+        key, surplus = self._assemble(state, data)
+        if not verified and not self._verify_stored(key, digest):
+            self._blobs.delete([key] + surplus)
+            self._reject(upload, digest)
+        blob = BlobRecord(str(digest), key, size)
+        outcome = self._meta.promote(state.repo, blob, upload)
+        if outcome == "upload-gone":
+            # A concurrent finish of this same upload: it wins; ours stored nothing new
+            # unless its link is missing.
+            winner = self._meta.get_link(state.repo, str(digest))
+            if winner is None:
+                raise RegistryError(Oci.BLOB_UPLOAD_UNKNOWN, detail={"uuid": state.uuid})
+            return winner
+        if outcome == "exists":
+            blob = self._meta.get_blob(str(digest)) or blob
+            self._meta.link_and_retire(state.repo, blob, upload)
+            surplus.append(key)
+        self._blobs.delete(surplus)
+        return blob
+
+    def _verify_from_state(self, state: UploadState, digest: Digest, data: bytes) -> bool | None:
+        """True/False when the digest can be checked without reading S3; None otherwise."""
+        if state.offset == 0:
+            return digest.matches(data)
+        if digest.algorithm != "sha256" or state.hash_state is None:
+            return None
+        running = resumable.ResumableSha256(state.hash_state)
+        running.update(data)
+        return running.hexdigest() == digest.hex
+
+    def _verify_stored(self, key: str, digest: Digest) -> bool:
+        hasher = hashlib.new(digest.algorithm)
+        for chunk in self._blobs.stream(key):
+            hasher.update(chunk)
+        return hasher.hexdigest() == digest.hex
+
+    def _reject(self, upload: UploadState | None, digest: Digest) -> None:
+        if upload is not None:
+            self._meta.delete_upload(upload.uuid)
+        raise RegistryError(Oci.DIGEST_INVALID, detail={"digest": str(digest)})
+
+    def _assemble(self, state: UploadState, data: bytes) -> tuple[str, list[str]]:
+        """Put the upload's bytes into one S3 object. Returns its key and the piece objects
+        that are no longer needed once the blob is promoted."""
+        piece_keys = [p.key for p in state.pieces]
+        if state.multipart_id is None:
+            if len(state.pieces) == 1 and not data:
+                return state.pieces[0].key, []  # the lone piece is the blob: no copy
+            self._blobs.put(state.object_key, self._tail_with(state, data))
+            return state.object_key, piece_keys
+        tail = self._tail_with(state, data)
+        parts = list(state.parts)
+        if tail:
+            number = self._meta.next_part_number(state.uuid)
+            self._blobs.upload_part(state.object_key, state.multipart_id, number, tail)
+            parts.append(number)
+        self._blobs.complete_multipart(state.object_key, state.multipart_id, parts)
+        return state.object_key, piece_keys
+
+    # ---- mounts --------------------------------------------------------------------------
+
+    def mount(self, repo: str, digest: Digest, source: str | None) -> BlobRecord | None:
+        """Link a blob from `source` (or, with no source, from anywhere) without copying."""
+        blob = self._meta.get_link(source, str(digest)) if source else self._meta.get_blob(str(digest))
+        if blob is None:
+            return None
+        self._meta.link(repo, blob)
+        return blob

@@ -1,0 +1,89 @@
+"""The state of one blob upload between requests, and how a chunk changes it. Pure logic.
+
+Bytes spool into one S3 multipart upload. S3 wants every part but the last to be at least
+5 MiB while one request carries at most ~4.25 MiB, so chunks smaller than a part wait as
+"pieces" (small S3 objects) until, with the next chunk, they fill a part.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid as uuidlib
+from dataclasses import dataclass, field, replace
+
+PART_MIN = 5 * 1024 * 1024
+MAX_PARTS = 10_000
+_UUID = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True)
+class Piece:
+    key: str
+    size: int
+
+
+@dataclass(frozen=True)
+class UploadState:
+    uuid: str
+    repo: str
+    offset: int = 0
+    hash_state: bytes | None = None  # running SHA-256; None where it cannot be resumed
+    multipart_id: str | None = None
+    parts: tuple[int, ...] = ()  # committed S3 part numbers, in byte order
+    pieces: tuple[Piece, ...] = ()  # bytes after the last part, not yet in one
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    @classmethod
+    def new(cls, repo: str, hash_state: bytes | None) -> UploadState:
+        return cls(uuid=uuidlib.uuid4().hex, repo=repo, hash_state=hash_state)
+
+    @property
+    def object_key(self) -> str:
+        """Where the assembled blob lives; promotion keeps it there (no copy)."""
+        return f"blobs/{self.uuid}"
+
+    def piece_key(self, offset: int) -> str:
+        # Unique per attempt, so a retried or racing chunk never overwrites a committed piece.
+        return f"blobs/{self.uuid}.{offset}.{uuidlib.uuid4().hex[:12]}"
+
+    @property
+    def tail_size(self) -> int:
+        return sum(p.size for p in self.pieces)
+
+    def fills_part(self, chunk_size: int) -> bool:
+        return self.tail_size + chunk_size >= PART_MIN
+
+    def with_piece(self, piece: Piece, hash_state: bytes | None) -> UploadState:
+        return replace(self, offset=self.offset + piece.size, pieces=self.pieces + (piece,), hash_state=hash_state)
+
+    def with_part(self, multipart_id: str, number: int, chunk_size: int, hash_state: bytes | None) -> UploadState:
+        return replace(
+            self,
+            offset=self.offset + chunk_size,
+            multipart_id=multipart_id,
+            parts=self.parts + (number,),
+            pieces=(),
+            hash_state=hash_state,
+        )
+
+
+def valid_uuid(text: str) -> bool:
+    return bool(_UUID.match(text))
+
+
+def range_header(offset: int) -> str:
+    """`Range: 0-<last byte>`; the reference registry says 0-0 for an empty upload."""
+    return f"0-{max(offset - 1, 0)}"
+
+
+_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+
+
+def parse_content_range(header: str) -> tuple[int, int] | None:
+    """`start-end` (inclusive, as clients send it; `bytes=` tolerated) or None if malformed."""
+    match = _CONTENT_RANGE.match(header.strip())
+    if not match:
+        return None
+    start, end = int(match.group(1)), int(match.group(2))
+    return (start, end) if end >= start else None

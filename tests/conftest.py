@@ -1,0 +1,76 @@
+"""Shared fixtures: moto-backed AWS, the registry wired to it, and a client that sends each
+request through the API Gateway stand-in into the real Lambda handler."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+from moto import mock_aws  # noqa: E402
+
+from berth.local.apigateway import GatewayResponse, invoke  # noqa: E402
+from berth.local.provision import provision  # noqa: E402
+from chalicelib.registry import Registry  # noqa: E402
+from chalicelib.settings import Settings  # noqa: E402
+from chalicelib.storage.clients import AwsClients  # noqa: E402
+
+SETTINGS = Settings(bucket="berth-test", table="berth-test", region="us-east-1", presign_seconds=300)
+
+
+@pytest.fixture
+def aws() -> Iterator[AwsClients]:
+    with mock_aws():
+        clients = AwsClients(SETTINGS.region)
+        provision(clients.s3, clients.dynamodb, SETTINGS.bucket, SETTINGS.table)
+        yield clients
+
+
+@pytest.fixture
+def registry(aws: AwsClients) -> Registry:
+    return Registry.build(SETTINGS, aws)
+
+
+class ApiClient:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def request(self, method: str, path: str, body: bytes = b"",
+                headers: dict[str, str] | list[tuple[str, str]] | None = None) -> GatewayResponse:
+        pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+        if body and not any(k.lower() == "content-type" for k, _ in pairs):
+            pairs.append(("Content-Type", "application/octet-stream"))
+        return invoke(self.app, method, path, pairs, body)
+
+    def get(self, path: str, **kw: Any) -> GatewayResponse:
+        return self.request("GET", path, **kw)
+
+    def head(self, path: str, **kw: Any) -> GatewayResponse:
+        return self.request("HEAD", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> GatewayResponse:
+        return self.request("POST", path, **kw)
+
+    def put(self, path: str, **kw: Any) -> GatewayResponse:
+        return self.request("PUT", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> GatewayResponse:
+        return self.request("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> GatewayResponse:
+        return self.request("DELETE", path, **kw)
+
+
+@pytest.fixture
+def client(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> ApiClient:
+    import app as app_module
+
+    monkeypatch.setattr(app_module, "registry", registry)
+    return ApiClient(app_module.app)
