@@ -11,6 +11,10 @@ from chalicelib.storage.clients import AwsClients
 STREAM_CHUNK = 8 * 1024 * 1024
 
 
+class MissingObject(Exception):
+    """The object is gone: a concurrent request finished with it first."""
+
+
 class BlobStore:
     def __init__(self, clients: AwsClients, bucket: str, presign_seconds: int) -> None:
         self._clients = clients
@@ -25,7 +29,10 @@ class BlobStore:
         self._s3.put_object(Bucket=self.bucket, Key=key, Body=data)
 
     def read(self, key: str) -> bytes:
-        return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        try:
+            return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except self._s3.exceptions.NoSuchKey:
+            raise MissingObject(key) from None
 
     def stream(self, key: str) -> Iterator[bytes]:
         body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]

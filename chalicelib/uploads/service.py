@@ -15,7 +15,7 @@ from chalicelib.digest import resumable
 from chalicelib.digest.digests import Digest
 from chalicelib.storage.dynamo import MetadataStore
 from chalicelib.storage.records import BlobRecord
-from chalicelib.storage.s3 import BlobStore
+from chalicelib.storage.s3 import BlobStore, MissingObject
 from chalicelib.uploads.state import MAX_PARTS, Piece, UploadState, range_header, valid_uuid
 
 
@@ -64,7 +64,11 @@ class Uploads:
             return state
         hash_state = self._hashed(state, data)
         if state.fills_part(len(data)):
-            new, started = self._write_part(state, data, hash_state)
+            try:
+                new, started = self._write_part(state, data, hash_state)
+            except MissingObject:
+                # Another chunk at this offset won and already folded the pieces into a part.
+                raise self._out_of_order(self.load(state.repo, state.uuid)) from None
             if not self._meta.commit_upload(new, expected_offset=state.offset):
                 if started:
                     self._blobs.abort_multipart(state.object_key, new.multipart_id or "")

@@ -1,0 +1,319 @@
+"""Blob uploads through the handler: every client pattern, the S3 layout they leave behind,
+races and retries, and both ways of verifying a digest."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+import pytest
+
+from chalicelib.api.errors import Oci, RegistryError
+from chalicelib.api.request import MAX_REQUEST_BODY
+from chalicelib.digest.digests import Digest
+from chalicelib.registry import Registry
+from chalicelib.uploads.service import Uploads
+from chalicelib.uploads.state import PART_MIN
+from tests.conftest import SETTINGS
+from tests.helpers import (
+    MiB,
+    bucket_keys,
+    digest_of,
+    fetch_blob,
+    open_multipart_uploads,
+    push_chunked,
+    start_upload,
+)
+
+REPO = "team/app"
+
+
+@pytest.fixture(params=["resumable", "streamed"])
+def hashing(request: pytest.FixtureRequest, registry: Registry) -> str:
+    """Run a test with the saved SHA-256 state, and again with the fallback that hashes the
+    stored object at the end (where libcrypto's SHA256_* cannot be loaded)."""
+    if request.param == "streamed":
+        registry.uploads = Uploads(registry.blobs, registry.meta, resumable_available=lambda: False)
+    return str(request.param)
+
+
+def test_single_patch_then_put_stores_the_blob_once(client: Any, aws: Any) -> None:
+    data = os.urandom(300_000)
+    response = push_chunked(client, REPO, data, chunk=len(data), with_range=False)
+    assert response.status == 201
+    assert response.header("Docker-Content-Digest") == digest_of(data)
+    assert response.header("Location") == f"/v2/{REPO}/blobs/{digest_of(data)}"
+    assert fetch_blob(client, REPO, digest_of(data)) == data
+    # The piece written by the PATCH became the blob: one object, nothing copied.
+    assert len(bucket_keys(aws, SETTINGS.bucket)) == 1
+
+
+def test_chunks_become_multipart_parts(client: Any, aws: Any, registry: Registry, hashing: str) -> None:
+    data = os.urandom(12 * MiB + 12345)
+    response = push_chunked(client, REPO, data, chunk=4 * MiB)
+    assert response.status == 201, response.body
+    assert fetch_blob(client, REPO, digest_of(data)) == data
+    # One object: the completed multipart upload, where the blob record points.
+    record = registry.meta.get_blob(digest_of(data))
+    assert record is not None and bucket_keys(aws, SETTINGS.bucket) == [record.key]
+    assert open_multipart_uploads(aws, SETTINGS.bucket) == []
+
+
+def test_many_small_chunks_coalesce_into_parts(client: Any, aws: Any, hashing: str) -> None:
+    data = os.urandom(PART_MIN + 3 * MiB)
+    response = push_chunked(client, REPO, data, chunk=700_000)
+    assert response.status == 201, response.body
+    assert fetch_blob(client, REPO, digest_of(data)) == data
+    assert len(bucket_keys(aws, SETTINGS.bucket)) == 1  # pieces were cleaned up
+
+
+def test_last_chunk_in_the_put(client: Any, hashing: str) -> None:
+    data = os.urandom(3 * MiB)
+    location = start_upload(client, REPO)
+    first = client.patch(location, body=data[: 2 * MiB], headers={"Content-Range": f"0-{2 * MiB - 1}"})
+    response = client.put(f"{first.header('Location')}?digest={digest_of(data)}", body=data[2 * MiB :],
+                          headers={"Content-Range": f"{2 * MiB}-{3 * MiB - 1}"})
+    assert response.status == 201, response.body
+    assert fetch_blob(client, REPO, digest_of(data)) == data
+
+
+def test_monolithic_put_on_a_fresh_upload(client: Any) -> None:
+    data = os.urandom(1000)
+    location = start_upload(client, REPO)
+    response = client.put(f"{location}?digest={digest_of(data)}", body=data)
+    assert response.status == 201
+    assert fetch_blob(client, REPO, digest_of(data)) == data
+    assert client.get(location).status == 404  # the upload is finished
+
+
+def test_monolithic_post(client: Any) -> None:
+    data = os.urandom(1000)
+    response = client.post(f"/v2/{REPO}/blobs/uploads/?digest={digest_of(data)}", body=data)
+    assert response.status == 201
+    assert response.header("Docker-Content-Digest") == digest_of(data)
+    assert client.head(f"/v2/{REPO}/blobs/{digest_of(data)}").header("Content-Length") == "1000"
+
+
+def test_empty_blob(client: Any) -> None:
+    location = start_upload(client, REPO)
+    assert client.put(f"{location}?digest={digest_of(b'')}").status == 201
+    assert fetch_blob(client, REPO, digest_of(b"")) == b""
+
+
+def test_sha512_digest_is_verified_by_reading_the_object(client: Any) -> None:
+    data = os.urandom(2 * MiB)
+    location = start_upload(client, REPO)
+    client.patch(location, body=data)
+    sha512 = "sha512:" + hashlib.sha512(data).hexdigest()
+    assert client.put(f"{location}?digest={sha512}").status == 201
+    assert fetch_blob(client, REPO, sha512) == data
+
+
+@pytest.mark.parametrize("size", [1000, 7 * MiB])
+def test_digest_mismatch_discards_the_upload(client: Any, aws: Any, hashing: str, size: int) -> None:
+    data = os.urandom(size)
+    wrong = digest_of(b"something else")
+    response = push_chunked(client, REPO, data, chunk=4 * MiB)
+    assert response.status == 201  # sanity: the right digest works
+    location = start_upload(client, REPO)
+    for start in range(0, size, 4 * MiB):
+        location = client.patch(location, body=data[start : start + 4 * MiB]).header("Location")
+    before = set(bucket_keys(aws, SETTINGS.bucket))
+    response = client.put(f"{location}?digest={wrong}")
+    assert response.status == 400
+    assert response.json()["errors"][0]["code"] == "DIGEST_INVALID"
+    assert client.get(location).status == 404
+    assert client.head(f"/v2/{REPO}/blobs/{wrong}").status == 404
+    assert set(bucket_keys(aws, SETTINGS.bucket)) < before or len(before) == 1
+    assert open_multipart_uploads(aws, SETTINGS.bucket) == []
+
+
+def test_pushing_an_existing_blob_stores_nothing_new(client: Any, aws: Any) -> None:
+    data = os.urandom(9 * MiB)
+    assert push_chunked(client, REPO, data, chunk=4 * MiB).status == 201
+    keys = bucket_keys(aws, SETTINGS.bucket)
+    assert push_chunked(client, "other/repo", data, chunk=4 * MiB).status == 201
+    assert bucket_keys(aws, SETTINGS.bucket) == keys
+    assert open_multipart_uploads(aws, SETTINGS.bucket) == []
+    assert fetch_blob(client, "other/repo", digest_of(data)) == data
+
+
+def test_out_of_order_chunk_is_416_with_the_stored_range(client: Any) -> None:
+    location = start_upload(client, REPO)
+    client.patch(location, body=b"x" * 10, headers={"Content-Range": "0-9"})
+    response = client.patch(location, body=b"y" * 10, headers={"Content-Range": "20-29"})
+    assert response.status == 416
+    assert response.header("Range") == "0-9"
+    assert response.header("Location") == location
+    assert response.json()["errors"][0]["code"] == "BLOB_UPLOAD_INVALID"
+    assert client.get(location).header("Range") == "0-9"
+
+
+def test_content_range_must_match_the_body(client: Any) -> None:
+    location = start_upload(client, REPO)
+    response = client.patch(location, body=b"x" * 10, headers={"Content-Range": "0-4"})
+    assert response.status == 400
+    assert response.json()["errors"][0]["code"] == "SIZE_INVALID"
+    response = client.patch(location, body=b"x" * 10, headers={"Content-Range": "junk"})
+    assert response.status == 416
+
+
+def test_racing_chunks_at_one_offset_keep_exactly_one(registry: Registry, client: Any, hashing: str) -> None:
+    """Two PATCHes read the same state; the second to commit is refused, and its bytes are
+    not in the blob."""
+    uploads = registry.uploads
+    state = uploads.start(REPO)
+    first, second = os.urandom(1000), os.urandom(1000)
+    won = uploads.append(state, first)
+    with pytest.raises(RegistryError) as caught:
+        uploads.append(state, second)
+    assert caught.value.kind is Oci.RANGE_INVALID and caught.value.headers["Range"] == "0-999"
+    blob = uploads.finish(won, Digest.of(first), b"")
+    assert fetch_blob(client, REPO, blob.digest) == first
+
+
+@pytest.mark.parametrize("loser_sees_pieces", [False, True])
+def test_racing_part_writes_keep_exactly_one(registry: Registry, client: Any, aws: Any, hashing: str,
+                                             monkeypatch: pytest.MonkeyPatch, loser_sees_pieces: bool) -> None:
+    """Two chunks that each fill a part race from the same state. Either the loser finds the
+    pieces already folded into the winner's part, or it writes its own part and multipart
+    upload and fails to commit: both end in 416 with only the winner's bytes kept."""
+    uploads = registry.uploads
+    head = os.urandom(3 * MiB)
+    state = uploads.append(uploads.start(REPO), head)
+    first, second = os.urandom(3 * MiB), os.urandom(3 * MiB)
+    with monkeypatch.context() as patch:
+        if loser_sees_pieces:
+            patch.setattr(registry.blobs, "delete", lambda keys: None)  # winner leaves its pieces
+        won = uploads.append(state, first)
+    with pytest.raises(RegistryError) as caught:
+        uploads.append(state, second)
+    assert caught.value.kind is Oci.RANGE_INVALID
+    assert caught.value.headers["Range"] == f"0-{6 * MiB - 1}"
+    assert open_multipart_uploads(aws, SETTINGS.bucket) == [won.multipart_id]
+    whole = head + first
+    blob = uploads.finish(won, Digest.of(whole), b"")
+    assert fetch_blob(client, REPO, blob.digest) == whole
+
+
+def test_a_chunk_retried_after_a_crash_is_neither_lost_nor_doubled(
+        registry: Registry, client: Any, monkeypatch: pytest.MonkeyPatch, hashing: str) -> None:
+    data = os.urandom(6 * MiB)
+    location = start_upload(client, REPO)
+    assert client.patch(location, body=data[: 3 * MiB]).status == 202
+    real_commit = registry.meta.commit_upload
+    calls = {"n": 0}
+
+    def crash_once(state: Any, expected_offset: int) -> bool:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("Lambda timed out after writing to S3")
+        return real_commit(state, expected_offset)
+
+    monkeypatch.setattr(registry.meta, "commit_upload", crash_once)
+    chunk = data[3 * MiB :]
+    headers = {"Content-Range": f"{3 * MiB}-{6 * MiB - 1}"}
+    crashed = client.patch(location, body=chunk, headers=headers)
+    assert crashed.status == 500
+    assert crashed.json()["errors"][0]["code"] == "UNKNOWN"
+    assert client.patch(location, body=chunk, headers=headers).status == 202
+    assert client.put(f"{location}?digest={digest_of(data)}").status == 201
+    assert fetch_blob(client, REPO, digest_of(data)) == data
+
+
+def test_cancel_frees_the_spool(client: Any, aws: Any) -> None:
+    location = start_upload(client, REPO)
+    client.patch(location, body=os.urandom(3 * MiB))
+    client.patch(location, body=os.urandom(3 * MiB))
+    assert open_multipart_uploads(aws, SETTINGS.bucket)
+    assert client.delete(location).status == 204
+    assert bucket_keys(aws, SETTINGS.bucket) == []
+    assert open_multipart_uploads(aws, SETTINGS.bucket) == []
+    assert client.get(location).status == 404
+    assert client.delete(location).status == 404
+
+
+def test_upload_belongs_to_its_repository(client: Any) -> None:
+    location = start_upload(client, REPO)
+    other = location.replace(REPO, "other/repo")
+    response = client.patch(other, body=b"x")
+    assert response.status == 404
+    assert response.json()["errors"][0]["code"] == "BLOB_UPLOAD_UNKNOWN"
+
+
+@pytest.mark.parametrize("uuid", ["nope", "0" * 32, ".."])
+def test_unknown_upload(client: Any, uuid: str) -> None:
+    response = client.get(f"/v2/{REPO}/blobs/uploads/{uuid}")
+    assert response.status == 404
+    assert response.json()["errors"][0]["code"] == "BLOB_UPLOAD_UNKNOWN"
+
+
+def test_a_body_over_the_request_limit_is_413_naming_the_limit(client: Any) -> None:
+    location = start_upload(client, REPO)
+    response = client.patch(location, body=b"x" * (MAX_REQUEST_BODY + 1))
+    assert response.status == 413
+    error = response.json()["errors"][0]
+    assert error["code"] == "SIZE_INVALID" and str(MAX_REQUEST_BODY) in error["message"]
+    assert client.get(location).header("Range") == "0-0"  # nothing was stored
+
+
+def test_a_body_over_the_lambda_payload_is_refused_before_the_handler(client: Any) -> None:
+    response = client.post(f"/v2/{REPO}/blobs/uploads/?digest={digest_of(b'')}", body=b"x" * 6_000_000)
+    assert response.status == 413
+    assert response.json()["errors"][0]["code"] == "SIZE_INVALID"
+
+
+def test_post_advertises_chunk_lengths(client: Any) -> None:
+    response = client.post(f"/v2/{REPO}/blobs/uploads/")
+    assert response.header("OCI-Chunk-Max-Length") == str(MAX_REQUEST_BODY)
+    assert int(response.header("OCI-Chunk-Min-Length")) <= MAX_REQUEST_BODY
+    assert response.header("Docker-Upload-UUID") in response.header("Location")
+
+
+def test_mount_from_a_repository_links_without_copying(client: Any, aws: Any) -> None:
+    data = os.urandom(5000)
+    push_chunked(client, "src/repo", data, chunk=5000)
+    keys = bucket_keys(aws, SETTINGS.bucket)
+    response = client.post(f"/v2/{REPO}/blobs/uploads/?mount={digest_of(data)}&from=src/repo")
+    assert response.status == 201
+    assert response.header("Location") == f"/v2/{REPO}/blobs/{digest_of(data)}"
+    assert response.header("Docker-Content-Digest") == digest_of(data)
+    assert bucket_keys(aws, SETTINGS.bucket) == keys
+    assert fetch_blob(client, REPO, digest_of(data)) == data
+
+
+def test_mount_without_from_finds_the_blob_anywhere(client: Any) -> None:
+    data = os.urandom(5000)
+    push_chunked(client, "src/repo", data, chunk=5000)
+    assert client.post(f"/v2/{REPO}/blobs/uploads/?mount={digest_of(data)}").status == 201
+
+
+def test_mount_of_a_blob_the_source_lacks_falls_back_to_an_upload(client: Any) -> None:
+    data = os.urandom(5000)
+    push_chunked(client, "src/repo", data, chunk=5000)
+    response = client.post(f"/v2/{REPO}/blobs/uploads/?mount={digest_of(data)}&from=elsewhere")
+    assert response.status == 202
+    assert "/blobs/uploads/" in response.header("Location")
+    missing = client.post(f"/v2/{REPO}/blobs/uploads/?mount={digest_of(b'nope')}")
+    assert missing.status == 202
+
+
+def test_blob_delete_unlinks_from_one_repository_only(client: Any) -> None:
+    data = os.urandom(5000)
+    push_chunked(client, "src/repo", data, chunk=5000)
+    client.post(f"/v2/{REPO}/blobs/uploads/?mount={digest_of(data)}&from=src/repo")
+    assert client.delete(f"/v2/{REPO}/blobs/{digest_of(data)}").status == 202
+    assert client.head(f"/v2/{REPO}/blobs/{digest_of(data)}").status == 404
+    assert fetch_blob(client, "src/repo", digest_of(data)) == data
+    assert client.delete(f"/v2/{REPO}/blobs/{digest_of(data)}").status == 404
+
+
+def test_blob_range_requests_work_through_the_redirect(client: Any) -> None:
+    import requests
+
+    data = os.urandom(10_000)
+    push_chunked(client, REPO, data, chunk=10_000)
+    url = client.get(f"/v2/{REPO}/blobs/{digest_of(data)}").header("Location")
+    partial = requests.get(url, headers={"Range": "bytes=100-199"}, timeout=30)
+    assert partial.status_code == 206 and partial.content == data[100:200]

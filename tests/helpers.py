@@ -1,0 +1,51 @@
+"""Small steps tests share: digests, pushing blobs the ways clients do, reading them back."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import requests
+
+MiB = 1024 * 1024
+
+
+def digest_of(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def start_upload(client: Any, repo: str) -> str:
+    response = client.post(f"/v2/{repo}/blobs/uploads/")
+    assert response.status == 202, response.body
+    return response.header("Location")
+
+
+def push_chunked(client: Any, repo: str, data: bytes, chunk: int, with_range: bool = True) -> Any:
+    """POST, one PATCH per chunk, then PUT ?digest= with no body: returns the PUT response."""
+    location = start_upload(client, repo)
+    for start in range(0, len(data), chunk):
+        piece = data[start : start + chunk]
+        headers = {"Content-Range": f"{start}-{start + len(piece) - 1}"} if with_range else {}
+        response = client.patch(location, body=piece, headers=headers)
+        assert response.status == 202, response.body
+        assert response.header("Range") == f"0-{start + len(piece) - 1}"
+        location = response.header("Location")
+    return client.put(f"{location}?digest={digest_of(data)}")
+
+
+def fetch_blob(client: Any, repo: str, digest: str) -> bytes:
+    """GET the blob like a client: the registry redirects, the bytes come from S3."""
+    response = client.get(f"/v2/{repo}/blobs/{digest}")
+    assert response.status == 307, response.body
+    fetched = requests.get(response.header("Location"), timeout=30)
+    assert fetched.status_code == 200
+    return fetched.content
+
+
+def bucket_keys(aws: Any, bucket: str) -> list[str]:
+    pages = aws.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
+def open_multipart_uploads(aws: Any, bucket: str) -> list[str]:
+    return [u["UploadId"] for u in aws.s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]

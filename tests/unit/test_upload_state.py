@@ -1,0 +1,53 @@
+import pytest
+
+from chalicelib.uploads.state import (
+    PART_MIN,
+    Piece,
+    UploadState,
+    parse_content_range,
+    range_header,
+    valid_uuid,
+)
+
+
+def test_small_chunks_wait_as_pieces_until_they_fill_a_part() -> None:
+    state = UploadState.new("repo", None)
+    assert not state.fills_part(PART_MIN - 1)
+    state = state.with_piece(Piece("k1", 3 * 1024 * 1024), None)
+    assert state.offset == 3 * 1024 * 1024 and state.tail_size == 3 * 1024 * 1024
+    assert not state.fills_part(2 * 1024 * 1024 - 1)
+    assert state.fills_part(2 * 1024 * 1024)
+
+
+def test_a_part_absorbs_the_pieces() -> None:
+    state = UploadState.new("repo", None).with_piece(Piece("k1", 10), None)
+    state = state.with_part("mpu", 1, PART_MIN, b"h")
+    assert state.pieces == () and state.parts == (1,)
+    assert state.offset == 10 + PART_MIN and state.multipart_id == "mpu" and state.hash_state == b"h"
+
+
+def test_piece_keys_are_unique_per_attempt() -> None:
+    state = UploadState.new("repo", None)
+    assert state.piece_key(0) != state.piece_key(0)
+    assert state.piece_key(0).startswith(state.object_key + ".0.")
+
+
+@pytest.mark.parametrize(
+    "header, expected",
+    [("0-99", (0, 99)), ("bytes=5-9", (5, 9)), ("bytes 5-9/100", (5, 9)), ("5-9/*", (5, 9)),
+     ("9-5", None), ("a-b", None), ("5", None), ("", None)],
+)
+def test_content_range(header: str, expected: tuple[int, int] | None) -> None:
+    assert parse_content_range(header) == expected
+
+
+def test_range_header_is_inclusive_and_0_0_when_empty() -> None:
+    assert range_header(0) == "0-0"
+    assert range_header(1) == "0-0"
+    assert range_header(100) == "0-99"
+
+
+def test_uuid_shape() -> None:
+    assert valid_uuid(UploadState.new("r", None).uuid)
+    assert not valid_uuid("../../etc")
+    assert not valid_uuid("0" * 31)
