@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import requests
@@ -49,3 +50,34 @@ def bucket_keys(aws: Any, bucket: str) -> list[str]:
 
 def open_multipart_uploads(aws: Any, bucket: str) -> list[str]:
     return [u["UploadId"] for u in aws.s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+
+
+class AwsCallCounter:
+    """Counts every botocore call the registry makes, by service and operation."""
+
+    def __init__(self, *clients: Any) -> None:
+        self.calls: list[str] = []
+        for client in clients:
+            client.meta.events.register("before-call.*.*", self._record)
+
+    def _record(self, event_name: str, **_: Any) -> None:
+        _, service, operation = event_name.split(".")
+        self.calls.append(f"{service}.{operation}")
+
+    def during(self, action: Any) -> list[str]:
+        start = len(self.calls)
+        action()
+        return self.calls[start:]
+
+
+def manifest_body(config: str, layers: list[tuple[str, int]],
+                  media_type: str = "application/vnd.oci.image.manifest.v1+json", **extra: Any) -> bytes:
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": media_type,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": s}
+                   for d, s in layers],
+        **extra,
+    }
+    return json.dumps(doc).encode()
