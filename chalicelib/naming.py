@@ -28,10 +28,15 @@ def check_name(name: str) -> str:
     return name
 
 
+def valid_tag(tag: str) -> bool:
+    return bool(_TAG.match(tag))
+
+
 def check_tag(tag: str) -> str:
-    if not _TAG.match(tag):
+    """For a push: the spec has no tag error code, so a bad tag makes the manifest invalid."""
+    if not valid_tag(tag):
         raise RegistryError(
-            Oci.TAG_INVALID,
+            Oci.MANIFEST_INVALID,
             "tag must match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}",
             detail={"tag": tag[:200]},
         )

@@ -4,6 +4,7 @@ request through the API Gateway stand-in into the real Lambda handler."""
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,20 +23,28 @@ from chalicelib.registry import Registry  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402
 from chalicelib.storage.clients import AwsClients  # noqa: E402
 
-SETTINGS = Settings(bucket="berth-test", table="berth-test", region="us-east-1", presign_seconds=300)
+REGION = "us-east-1"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def aws() -> Iterator[AwsClients]:
+    """One moto and one set of clients for the session (building clients costs ~0.3 s);
+    each test gets a bucket and table of its own instead."""
     with mock_aws():
-        clients = AwsClients(SETTINGS.region)
-        provision(clients.s3, clients.dynamodb, SETTINGS.bucket, SETTINGS.table)
-        yield clients
+        yield AwsClients(REGION)
 
 
 @pytest.fixture
 def registry(aws: AwsClients) -> Registry:
-    return Registry.build(SETTINGS, aws)
+    name = f"berth-{uuid.uuid4().hex[:16]}"
+    settings = Settings(bucket=name, table=name, region=REGION, presign_seconds=300)
+    provision(aws.s3, aws.dynamodb, settings.bucket, settings.table)
+    return Registry.build(settings, aws)
+
+
+@pytest.fixture
+def bucket(registry: Registry) -> str:
+    return registry.settings.bucket
 
 
 class ApiClient:

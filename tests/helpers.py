@@ -16,9 +16,12 @@ def digest_of(data: bytes) -> str:
 
 
 def start_upload(client: Any, repo: str) -> str:
+    """POST to open an upload; returns its Location."""
     response = client.post(f"/v2/{repo}/blobs/uploads/")
     assert response.status == 202, response.body
-    return response.header("Location")
+    location: str = response.header("Location")
+    assert location, "a 202 to POST .../blobs/uploads/ must carry Location"
+    return location
 
 
 def push_chunked(client: Any, repo: str, data: bytes, chunk: int, with_range: bool = True) -> Any:
@@ -53,21 +56,26 @@ def open_multipart_uploads(aws: Any, bucket: str) -> list[str]:
 
 
 class AwsCallCounter:
-    """Counts every botocore call the registry makes, by service and operation."""
+    """Counts the botocore calls made during an action, as `service.Operation`."""
 
     def __init__(self, *clients: Any) -> None:
-        self.calls: list[str] = []
-        for client in clients:
-            client.meta.events.register("before-call.*.*", self._record)
-
-    def _record(self, event_name: str, **_: Any) -> None:
-        _, service, operation = event_name.split(".")
-        self.calls.append(f"{service}.{operation}")
+        self._clients = clients
 
     def during(self, action: Any) -> list[str]:
-        start = len(self.calls)
-        action()
-        return self.calls[start:]
+        calls: list[str] = []
+
+        def record(event_name: str, **_: Any) -> None:
+            _, service, operation = event_name.split(".")
+            calls.append(f"{service}.{operation}")
+
+        for client in self._clients:
+            client.meta.events.register("before-call.*.*", record)
+        try:
+            action()
+        finally:
+            for client in self._clients:
+                client.meta.events.unregister("before-call.*.*", record)
+        return calls
 
 
 def manifest_body(config: str, layers: list[tuple[str, int]],

@@ -1,7 +1,7 @@
 """Every error the registry answers with, as data, and the one exception that carries it.
 
-The wire codes and statuses follow the OCI Distribution Spec v1.1 error table; a few rows
-share a wire code with another status where the spec asks for it (413 and 416 responses).
+The wire codes are the OCI Distribution Spec v1.1's (a 4xx body must use one of them);
+several rows share a wire code with another status where the spec's statuses call for it.
 """
 
 from __future__ import annotations
@@ -27,12 +27,11 @@ class Oci(Enum):
     SIZE_INVALID = ("SIZE_INVALID", 400, "provided length did not match content length")
     TOO_LARGE = ("SIZE_INVALID", 413, "request body too large")
     RANGE_INVALID = ("BLOB_UPLOAD_INVALID", 416, "requested range not satisfiable")
-    TAG_INVALID = ("TAG_INVALID", 400, "manifest tag did not match URI")
-    PAGINATION_NUMBER_INVALID = ("PAGINATION_NUMBER_INVALID", 400, "invalid number of results requested")
+    PAGINATION_INVALID = ("UNSUPPORTED", 400, "n must be a non-negative integer")
     UNAUTHORIZED = ("UNAUTHORIZED", 401, "authentication required")
     DENIED = ("DENIED", 403, "requested access to the resource is denied")
     UNSUPPORTED = ("UNSUPPORTED", 405, "the operation is unsupported")
-    NOT_FOUND = ("NOT_FOUND", 404, "no such endpoint")
+    NOT_FOUND = ("UNSUPPORTED", 404, "no such endpoint")
     TOOMANYREQUESTS = ("TOOMANYREQUESTS", 429, "too many requests")
     UNKNOWN = ("UNKNOWN", 500, "unknown error")
 

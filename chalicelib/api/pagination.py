@@ -14,7 +14,7 @@ def page_size(n: str | None) -> int:
     if n is None or n == "":
         return MAX_PAGE
     if not n.isdigit():
-        raise RegistryError(Oci.PAGINATION_NUMBER_INVALID, detail={"n": n[:32]})
+        raise RegistryError(Oci.PAGINATION_INVALID, detail={"n": n[:32]})
     return min(int(n), MAX_PAGE)
 
 

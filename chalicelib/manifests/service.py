@@ -7,7 +7,7 @@ from typing import Any
 from chalicelib.api.errors import Oci, RegistryError
 from chalicelib.digest.digests import Digest, looks_like_digest
 from chalicelib.manifests.parse import Manifest, parse_manifest
-from chalicelib.naming import check_tag
+from chalicelib.naming import check_tag, valid_tag
 from chalicelib.storage.dynamo import MetadataStore
 from chalicelib.storage.records import ManifestRecord
 from chalicelib.storage.s3 import BlobStore
@@ -67,7 +67,8 @@ class Manifests:
         if looks_like_digest(reference):
             record = self._meta.get_manifest(repo, str(Digest.parse(reference)))
         else:
-            record = self._meta.get_tag(repo, check_tag(reference))
+            # A reference that cannot be a tag names no manifest: 404, as the spec wants.
+            record = self._meta.get_tag(repo, reference) if valid_tag(reference) else None
         if record is None:
             raise RegistryError(Oci.MANIFEST_UNKNOWN, detail={"reference": reference})
         return record
@@ -79,7 +80,7 @@ class Manifests:
 
     def delete(self, repo: str, reference: str) -> None:
         if not looks_like_digest(reference):
-            if not self._meta.delete_tag(repo, check_tag(reference)):
+            if not (valid_tag(reference) and self._meta.delete_tag(repo, reference)):
                 raise RegistryError(Oci.MANIFEST_UNKNOWN, detail={"reference": reference})
             return
         record = self.find(repo, reference)

@@ -7,7 +7,7 @@ could race is a conditional write or a transaction.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -63,6 +63,12 @@ def blob_pk(digest: str) -> str:
     return f"blob#{digest}"
 
 
+def tag_sk(tag: str) -> str:
+    """Tags list in the spec's lexical order (case-insensitive); the exact tag breaks ties.
+    Tags cannot contain '#', which sorts below every character they can."""
+    return f"tag#{tag.lower()}#{tag}"
+
+
 class MetadataStore:
     def __init__(self, clients: AwsClients, table: str) -> None:
         self._clients = clients
@@ -72,14 +78,23 @@ class MetadataStore:
     def _db(self) -> Any:
         return self._clients.dynamodb
 
-    def _conditional_failed(self, error: Exception) -> bool:
-        return isinstance(error, self._db.exceptions.ConditionalCheckFailedException)
+    def _conditionally(self, operation: str, **kwargs: Any) -> bool:
+        """Run a conditional write; False when its condition did not hold."""
+        try:
+            getattr(self._db, operation)(TableName=self.table, **kwargs)
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def _delete_existing(self, pk: str, sk: str) -> bool:
+        return self._conditionally("delete_item", Key=_to_item({"pk": pk, "sk": sk}),
+                                   ConditionExpression="attribute_exists(pk)")
 
     def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
         item = self._db.get_item(TableName=self.table, Key=_to_item({"pk": pk, "sk": sk})).get("Item")
         return _from_item(item) if item else None
 
-    def _query(self, pk: str, prefix: str, start_after: str | None = None, limit: int | None = None,
+    def _query(self, pk: str, prefix: str, exclusive_start: str | None = None, limit: int | None = None,
                projection: str | None = None) -> Iterator[dict[str, Any]]:
         kwargs: dict[str, Any] = {
             "TableName": self.table,
@@ -88,8 +103,8 @@ class MetadataStore:
         }
         if projection:
             kwargs["ProjectionExpression"] = projection
-        if start_after is not None:
-            kwargs["ExclusiveStartKey"] = _to_item({"pk": pk, "sk": prefix + start_after})
+        if exclusive_start is not None:
+            kwargs["ExclusiveStartKey"] = _to_item({"pk": pk, "sk": exclusive_start})
         if limit is not None:
             kwargs["Limit"] = limit
         while True:
@@ -150,22 +165,14 @@ class MetadataStore:
         expression = "SET " + ", ".join(f"#{k} = :{k}" for k in names)
         if removed:
             expression += " REMOVE " + ", ".join(f"#{k}" for k in removed)
-        try:
-            self._db.update_item(
-                TableName=self.table,
-                Key=_to_item({"pk": upload_pk(state.uuid), "sk": "upload"}),
-                UpdateExpression=expression,
-                ConditionExpression="attribute_exists(pk) AND #offset = :expected",
-                ExpressionAttributeNames={f"#{k}": k for k in names + removed},
-                ExpressionAttributeValues=_to_item(
-                    {**{f":{k}": values[k] for k in names}, ":expected": expected_offset}
-                ),
-            )
-        except Exception as error:
-            if self._conditional_failed(error):
-                return False
-            raise
-        return True
+        return self._conditionally(
+            "update_item",
+            Key=_to_item({"pk": upload_pk(state.uuid), "sk": "upload"}),
+            UpdateExpression=expression,
+            ConditionExpression="attribute_exists(pk) AND #offset = :expected",
+            ExpressionAttributeNames={f"#{k}": k for k in names + removed},
+            ExpressionAttributeValues=_to_item({**{f":{k}": values[k] for k in names}, ":expected": expected_offset}),
+        )
 
     def next_part_number(self, uuid: str) -> int:
         """A part number no other request on this upload will use: racing chunks then write
@@ -181,17 +188,7 @@ class MetadataStore:
         return int(result["Attributes"]["part_seq"]["N"])
 
     def delete_upload(self, uuid: str) -> bool:
-        try:
-            self._db.delete_item(
-                TableName=self.table,
-                Key=_to_item({"pk": upload_pk(uuid), "sk": "upload"}),
-                ConditionExpression="attribute_exists(pk)",
-            )
-        except Exception as error:
-            if self._conditional_failed(error):
-                return False
-            raise
-        return True
+        return self._delete_existing(upload_pk(uuid), "upload")
 
     # ---- blobs ---------------------------------------------------------------------------
 
@@ -213,17 +210,7 @@ class MetadataStore:
         self._db.put_item(**self._link_put(repo, blob)["Put"])
 
     def unlink(self, repo: str, digest: str) -> bool:
-        try:
-            self._db.delete_item(
-                TableName=self.table,
-                Key=_to_item({"pk": repo_pk(repo), "sk": f"link#{digest}"}),
-                ConditionExpression="attribute_exists(pk)",
-            )
-        except Exception as error:
-            if self._conditional_failed(error):
-                return False
-            raise
-        return True
+        return self._delete_existing(repo_pk(repo), f"link#{digest}")
 
     def promote(self, repo: str, blob: BlobRecord, upload: UploadState | None) -> str:
         """Record a verified blob, link it into `repo` and retire the upload, all or nothing.
@@ -327,7 +314,7 @@ class MetadataStore:
         values = self._manifest_values(record)
         items = [{"pk": repo_pk(repo), "sk": f"manifest#{record.digest}", **values}]
         if tag is not None:
-            items.append({"pk": repo_pk(repo), "sk": f"tag#{tag}", **values})
+            items.append({"pk": repo_pk(repo), "sk": tag_sk(tag), **values})
         if record.subject:
             items.append({
                 "pk": repo_pk(repo), "sk": f"referrer#{record.subject}#{record.digest}",
@@ -342,21 +329,11 @@ class MetadataStore:
         return self._manifest(item) if item else None
 
     def get_tag(self, repo: str, tag: str) -> ManifestRecord | None:
-        item = self._get(repo_pk(repo), f"tag#{tag}")
+        item = self._get(repo_pk(repo), tag_sk(tag))
         return self._manifest(item) if item else None
 
     def delete_tag(self, repo: str, tag: str) -> bool:
-        try:
-            self._db.delete_item(
-                TableName=self.table,
-                Key=_to_item({"pk": repo_pk(repo), "sk": f"tag#{tag}"}),
-                ConditionExpression="attribute_exists(pk)",
-            )
-        except Exception as error:
-            if self._conditional_failed(error):
-                return False
-            raise
-        return True
+        return self._delete_existing(repo_pk(repo), tag_sk(tag))
 
     def delete_manifest(self, repo: str, record: ManifestRecord) -> bool:
         """Delete a manifest, the tags that still point at it, and its referrer entry."""
@@ -404,18 +381,20 @@ class MetadataStore:
         return True
 
     def list_tags(self, repo: str, limit: int, last: str | None) -> Page:
-        return self._page(repo_pk(repo), "tag#", limit, last)
+        return self._page(repo_pk(repo), "tag#", tag_sk, limit, last)
 
     def list_repositories(self, limit: int, last: str | None) -> Page:
-        return self._page(CATALOG, "repo#", limit, last)
+        return self._page(CATALOG, "repo#", repo_pk, limit, last)
 
     def repository_exists(self, repo: str) -> bool:
         return self._get(CATALOG, repo_pk(repo)) is not None
 
-    def _page(self, pk: str, prefix: str, limit: int, last: str | None) -> Page:
+    def _page(self, pk: str, prefix: str, sort_key: Callable[[str], str], limit: int, last: str | None) -> Page:
+        """Names after `last`, in sort-key order; the name is what follows the key's last '#'."""
         names: list[str] = []
-        for item in self._query(pk, prefix, start_after=last, limit=limit + 1, projection="sk"):
-            names.append(item["sk"][len(prefix):])
+        start = sort_key(last) if last is not None else None
+        for item in self._query(pk, prefix, exclusive_start=start, limit=limit + 1, projection="sk"):
+            names.append(item["sk"].rsplit("#", 1)[1])
             if len(names) > limit:
                 return Page(names[:limit], more=True)
         return Page(names, more=False)

@@ -15,7 +15,6 @@ from chalicelib.digest.digests import Digest
 from chalicelib.registry import Registry
 from chalicelib.uploads.service import Uploads
 from chalicelib.uploads.state import PART_MIN
-from tests.conftest import SETTINGS
 from tests.helpers import (
     MiB,
     bucket_keys,
@@ -38,7 +37,7 @@ def hashing(request: pytest.FixtureRequest, registry: Registry) -> str:
     return str(request.param)
 
 
-def test_single_patch_then_put_stores_the_blob_once(client: Any, aws: Any) -> None:
+def test_single_patch_then_put_stores_the_blob_once(bucket: str, client: Any, aws: Any) -> None:
     data = os.urandom(300_000)
     response = push_chunked(client, REPO, data, chunk=len(data), with_range=False)
     assert response.status == 201
@@ -46,26 +45,26 @@ def test_single_patch_then_put_stores_the_blob_once(client: Any, aws: Any) -> No
     assert response.header("Location") == f"/v2/{REPO}/blobs/{digest_of(data)}"
     assert fetch_blob(client, REPO, digest_of(data)) == data
     # The piece written by the PATCH became the blob: one object, nothing copied.
-    assert len(bucket_keys(aws, SETTINGS.bucket)) == 1
+    assert len(bucket_keys(aws, bucket)) == 1
 
 
-def test_chunks_become_multipart_parts(client: Any, aws: Any, registry: Registry, hashing: str) -> None:
+def test_chunks_become_multipart_parts(bucket: str, client: Any, aws: Any, registry: Registry, hashing: str) -> None:
     data = os.urandom(12 * MiB + 12345)
     response = push_chunked(client, REPO, data, chunk=4 * MiB)
     assert response.status == 201, response.body
     assert fetch_blob(client, REPO, digest_of(data)) == data
     # One object: the completed multipart upload, where the blob record points.
     record = registry.meta.get_blob(digest_of(data))
-    assert record is not None and bucket_keys(aws, SETTINGS.bucket) == [record.key]
-    assert open_multipart_uploads(aws, SETTINGS.bucket) == []
+    assert record is not None and bucket_keys(aws, bucket) == [record.key]
+    assert open_multipart_uploads(aws, bucket) == []
 
 
-def test_many_small_chunks_coalesce_into_parts(client: Any, aws: Any, hashing: str) -> None:
+def test_many_small_chunks_coalesce_into_parts(bucket: str, client: Any, aws: Any, hashing: str) -> None:
     data = os.urandom(PART_MIN + 3 * MiB)
     response = push_chunked(client, REPO, data, chunk=700_000)
     assert response.status == 201, response.body
     assert fetch_blob(client, REPO, digest_of(data)) == data
-    assert len(bucket_keys(aws, SETTINGS.bucket)) == 1  # pieces were cleaned up
+    assert len(bucket_keys(aws, bucket)) == 1  # pieces were cleaned up
 
 
 def test_last_chunk_in_the_put(client: Any, hashing: str) -> None:
@@ -111,7 +110,7 @@ def test_sha512_digest_is_verified_by_reading_the_object(client: Any) -> None:
 
 
 @pytest.mark.parametrize("size", [1000, 7 * MiB])
-def test_digest_mismatch_discards_the_upload(client: Any, aws: Any, hashing: str, size: int) -> None:
+def test_digest_mismatch_discards_the_upload(bucket: str, client: Any, aws: Any, hashing: str, size: int) -> None:
     data = os.urandom(size)
     wrong = digest_of(b"something else")
     response = push_chunked(client, REPO, data, chunk=4 * MiB)
@@ -119,23 +118,23 @@ def test_digest_mismatch_discards_the_upload(client: Any, aws: Any, hashing: str
     location = start_upload(client, REPO)
     for start in range(0, size, 4 * MiB):
         location = client.patch(location, body=data[start : start + 4 * MiB]).header("Location")
-    before = set(bucket_keys(aws, SETTINGS.bucket))
+    before = set(bucket_keys(aws, bucket))
     response = client.put(f"{location}?digest={wrong}")
     assert response.status == 400
     assert response.json()["errors"][0]["code"] == "DIGEST_INVALID"
     assert client.get(location).status == 404
     assert client.head(f"/v2/{REPO}/blobs/{wrong}").status == 404
-    assert set(bucket_keys(aws, SETTINGS.bucket)) < before or len(before) == 1
-    assert open_multipart_uploads(aws, SETTINGS.bucket) == []
+    assert set(bucket_keys(aws, bucket)) < before or len(before) == 1
+    assert open_multipart_uploads(aws, bucket) == []
 
 
-def test_pushing_an_existing_blob_stores_nothing_new(client: Any, aws: Any) -> None:
+def test_pushing_an_existing_blob_stores_nothing_new(bucket: str, client: Any, aws: Any) -> None:
     data = os.urandom(9 * MiB)
     assert push_chunked(client, REPO, data, chunk=4 * MiB).status == 201
-    keys = bucket_keys(aws, SETTINGS.bucket)
+    keys = bucket_keys(aws, bucket)
     assert push_chunked(client, "other/repo", data, chunk=4 * MiB).status == 201
-    assert bucket_keys(aws, SETTINGS.bucket) == keys
-    assert open_multipart_uploads(aws, SETTINGS.bucket) == []
+    assert bucket_keys(aws, bucket) == keys
+    assert open_multipart_uploads(aws, bucket) == []
     assert fetch_blob(client, "other/repo", digest_of(data)) == data
 
 
@@ -174,7 +173,7 @@ def test_racing_chunks_at_one_offset_keep_exactly_one(registry: Registry, client
 
 
 @pytest.mark.parametrize("loser_sees_pieces", [False, True])
-def test_racing_part_writes_keep_exactly_one(registry: Registry, client: Any, aws: Any, hashing: str,
+def test_racing_part_writes_keep_exactly_one(bucket: str, registry: Registry, client: Any, aws: Any, hashing: str,
                                              monkeypatch: pytest.MonkeyPatch, loser_sees_pieces: bool) -> None:
     """Two chunks that each fill a part race from the same state. Either the loser finds the
     pieces already folded into the winner's part, or it writes its own part and multipart
@@ -191,7 +190,7 @@ def test_racing_part_writes_keep_exactly_one(registry: Registry, client: Any, aw
         uploads.append(state, second)
     assert caught.value.kind is Oci.RANGE_INVALID
     assert caught.value.headers["Range"] == f"0-{6 * MiB - 1}"
-    assert open_multipart_uploads(aws, SETTINGS.bucket) == [won.multipart_id]
+    assert open_multipart_uploads(aws, bucket) == [won.multipart_id]
     whole = head + first
     blob = uploads.finish(won, Digest.of(whole), b"")
     assert fetch_blob(client, REPO, blob.digest) == whole
@@ -222,14 +221,14 @@ def test_a_chunk_retried_after_a_crash_is_neither_lost_nor_doubled(
     assert fetch_blob(client, REPO, digest_of(data)) == data
 
 
-def test_cancel_frees_the_spool(client: Any, aws: Any) -> None:
+def test_cancel_frees_the_spool(bucket: str, client: Any, aws: Any) -> None:
     location = start_upload(client, REPO)
     client.patch(location, body=os.urandom(3 * MiB))
     client.patch(location, body=os.urandom(3 * MiB))
-    assert open_multipart_uploads(aws, SETTINGS.bucket)
+    assert open_multipart_uploads(aws, bucket)
     assert client.delete(location).status == 204
-    assert bucket_keys(aws, SETTINGS.bucket) == []
-    assert open_multipart_uploads(aws, SETTINGS.bucket) == []
+    assert bucket_keys(aws, bucket) == []
+    assert open_multipart_uploads(aws, bucket) == []
     assert client.get(location).status == 404
     assert client.delete(location).status == 404
 
@@ -271,15 +270,15 @@ def test_post_advertises_chunk_lengths(client: Any) -> None:
     assert response.header("Docker-Upload-UUID") in response.header("Location")
 
 
-def test_mount_from_a_repository_links_without_copying(client: Any, aws: Any) -> None:
+def test_mount_from_a_repository_links_without_copying(bucket: str, client: Any, aws: Any) -> None:
     data = os.urandom(5000)
     push_chunked(client, "src/repo", data, chunk=5000)
-    keys = bucket_keys(aws, SETTINGS.bucket)
+    keys = bucket_keys(aws, bucket)
     response = client.post(f"/v2/{REPO}/blobs/uploads/?mount={digest_of(data)}&from=src/repo")
     assert response.status == 201
     assert response.header("Location") == f"/v2/{REPO}/blobs/{digest_of(data)}"
     assert response.header("Docker-Content-Digest") == digest_of(data)
-    assert bucket_keys(aws, SETTINGS.bucket) == keys
+    assert bucket_keys(aws, bucket) == keys
     assert fetch_blob(client, REPO, digest_of(data)) == data
 
 

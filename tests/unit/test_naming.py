@@ -25,4 +25,4 @@ def test_accepts_tags(tag: str) -> None:
 def test_refuses_bad_tags(tag: str) -> None:
     with pytest.raises(RegistryError) as caught:
         check_tag(tag)
-    assert caught.value.kind is Oci.TAG_INVALID
+    assert caught.value.kind is Oci.MANIFEST_INVALID

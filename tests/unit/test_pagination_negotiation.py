@@ -13,7 +13,7 @@ def test_page_size() -> None:
     for bad in ("-1", "x", "1.5"):
         with pytest.raises(RegistryError) as caught:
             page_size(bad)
-        assert caught.value.kind is Oci.PAGINATION_NUMBER_INVALID
+        assert caught.value.kind is Oci.PAGINATION_INVALID
 
 
 def test_next_link_only_when_more_follow() -> None:

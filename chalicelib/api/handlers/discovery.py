@@ -15,7 +15,7 @@ def tags(req: RegistryRequest, reg: Registry) -> Response:
     name = req.params["name"]
     size, last = page_size(req.arg("n")), req.arg("last")
     page = reg.meta.list_tags(name, size, last)
-    if not page.items and last is None and not reg.meta.repository_exists(name):
+    if not page.items and not reg.meta.repository_exists(name):
         raise RegistryError(Oci.NAME_UNKNOWN, detail={"name": name})
     return json_body({"name": name, "tags": page.items},
                      headers=next_link(f"/v2/{name}/tags/list", size, page.items, page.more))
