@@ -117,9 +117,14 @@ def to_http(result: dict[str, Any], method: str) -> GatewayResponse:
     return GatewayResponse(int(result["statusCode"]), headers, b"" if method == "HEAD" else raw)
 
 
+def _own_answer(status: int, payload: Any) -> GatewayResponse:
+    body = json.dumps(payload).encode()
+    return GatewayResponse(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))], body)
+
+
 def gateway_error(status: int, message: str) -> GatewayResponse:
     """API Gateway's own answer when no resource matches (it never reaches Lambda)."""
-    return GatewayResponse(status, [("Content-Type", "application/json")], json.dumps({"message": message}).encode())
+    return _own_answer(status, {"message": message})
 
 
 class LambdaContext:
@@ -147,7 +152,7 @@ def invoke(app: Any, method: str, target: str, headers: list[tuple[str, str]], b
 def request_too_large() -> GatewayResponse:
     """Deployed, a request over the Lambda payload limit never reaches the function; the API's
     gateway response answers in the registry's own error format."""
-    body = {"errors": [{"code": "SIZE_INVALID",
-                        "message": f"request exceeds the {LAMBDA_PAYLOAD_LIMIT}-byte Lambda payload limit; "
-                                   "send blobs in chunks (PATCH with Content-Range)"}]}
-    return GatewayResponse(413, [("Content-Type", "application/json")], json.dumps(body).encode())
+    return _own_answer(413, {"errors": [{
+        "code": "SIZE_INVALID",
+        "message": f"request exceeds the {LAMBDA_PAYLOAD_LIMIT}-byte Lambda payload limit; "
+                   "send blobs in chunks (PATCH with Content-Range)"}]})

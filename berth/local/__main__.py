@@ -1,0 +1,68 @@
+"""`python -m berth.local`: the registry on this machine, as deployed, on moto (`make run`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from types import FrameType
+
+from berth.local import backend
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m berth.local", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=5000, help="registry port (default: %(default)s)")
+    parser.add_argument("--moto-port", type=int, default=0,
+                        help="port of the in-process moto server for S3 and DynamoDB (default: a free one)")
+    parser.add_argument("--containers", type=int, default=4,
+                        help="Lambda containers, i.e. requests served at once (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if args.containers < 1:
+        parser.error("--containers must be at least 1")
+    return args
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # `kill` shuts down as cleanly as Ctrl-C
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("berth_local.access").setLevel(logging.INFO)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's own per-request lines
+    # SIGINT too: a shell starts background jobs with it ignored, which Python would keep.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _stop)
+
+    aws = backend.start(args.moto_port)
+    # Only now: loading app.py reads the environment that backend.start() set.
+    from berth.local.server import Containers, LocalRegistry
+
+    try:
+        server = LocalRegistry((args.host, args.port), Containers(args.containers))
+    except OSError as err:
+        aws.stop()
+        sys.exit(f"cannot listen on {args.host}:{args.port}: {err}")
+    registry = f"{server.server_address[0]!s}:{server.server_address[1]}"
+    print(f"Berth registry on http://{registry}/v2/ (S3 and DynamoDB: moto at {aws.endpoint}, "
+          f"bucket {aws.bucket}, table {aws.table}; in memory, gone when stopped)\n"
+          f"  push: skopeo copy --dest-tls-verify=false oci:DIR:TAG docker://{registry}/team/app:1\n"
+          f"        podman push --tls-verify=false IMAGE {registry}/team/app:1\n"
+          f"  pull: skopeo copy --src-tls-verify=false docker://{registry}/team/app:1 oci:OUT:1\n"
+          f"Ctrl-C stops it.", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        aws.stop()
+    print("stopped", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""S3 and DynamoDB for the local mode: moto's server in this process, provisioned.
+
+`start()` also points this process's environment at it, so it must run before `app` (or
+anything else that reads `Settings.from_env()` or builds boto3 clients) is imported.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from moto.server import ThreadedMotoServer
+
+from berth.local.provision import provision
+
+REGION = "us-east-1"
+
+
+@dataclass
+class Backend:
+    server: ThreadedMotoServer
+    endpoint: str
+    bucket: str
+    table: str
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def start(port: int = 0) -> Backend:
+    """Start moto on 127.0.0.1 (a free port when 0), point the environment at it, create the
+    bucket and table."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    host, bound = server.get_host_and_port()
+    endpoint = f"http://{host}:{bound}"
+    # Dummy credentials always: the local mode must never reach a real account.
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.update({
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    })
+    bucket = os.environ.setdefault("BERTH_BUCKET", "berth-blobs")
+    table = os.environ.setdefault("BERTH_TABLE", "berth")
+
+    import boto3
+
+    provision(boto3.client("s3", region_name=REGION), boto3.client("dynamodb", region_name=REGION), bucket, table)
+    return Backend(server, endpoint, bucket, table)
