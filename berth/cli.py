@@ -1,23 +1,34 @@
-"""The `berth` command."""
+"""The `berth` command. Each subcommand group is a module of `berth.commands` with a
+`register(subparsers)` function that adds its parser and sets `run` (taking the parsed
+arguments, returning an exit status) as the default."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import pkgutil
 import sys
 
+import berth.commands
 
-def main(argv: list[str] | None = None) -> None:
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="berth", description="Berth: a serverless container registry on AWS.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the registry locally on moto (what `make run` does)",
-                                add_help=False)
-    serve.add_argument("rest", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-    if args.command == "serve":
-        from berth.local.__main__ import main as serve_main
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in sorted(pkgutil.iter_modules(berth.commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"berth.commands.{module.name}").register(subparsers)
+    return parser
 
-        serve_main(args.rest)
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # A command that hands its options on to another parser (serve) takes the rest as they are.
+    if extra and not getattr(args, "passthrough", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
+    return int(args.run(args) or 0)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main())

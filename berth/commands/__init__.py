@@ -1,0 +1,1 @@
+"""Subcommands of `berth`, one module each (see berth/cli.py)."""
