@@ -1,54 +1,20 @@
-"""The DynamoDB table holding uploads, blobs, repository links, manifests, tags and referrers.
-
-One table, string keys `pk`/`sk` (layout in docs/architecture.md). Every state change that
-could race is a conditional write or a transaction.
-"""
+"""Registry metadata in the table: uploads, blobs, repository links, manifests, tags,
+referrers and the catalog. Every state change that could race is a conditional write or a
+transaction."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
-from decimal import Decimal
-from functools import lru_cache
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from chalicelib.storage.clients import AwsClients
 from chalicelib.storage.records import BlobRecord, ManifestRecord, Page
+from chalicelib.storage.table import Table, from_item, to_item
 from chalicelib.uploads.state import Piece, UploadState
 
 CATALOG = "catalog"
 UPLOAD_TTL_SECONDS = 7 * 24 * 3600  # a backstop only: the purge job does the real clean-up
 _TRANSACTION_LIMIT = 100
-
-
-@lru_cache(maxsize=1)
-def _codec() -> tuple[Any, Any]:
-    # Imported on first use: boto3 costs ~230 ms of cold start that GET /v2/ does not need.
-    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
-    return TypeSerializer(), TypeDeserializer()
-
-
-def _to_item(values: dict[str, Any]) -> dict[str, Any]:
-    serializer = _codec()[0]
-    return {k: serializer.serialize(v) for k, v in values.items() if v is not None}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value)
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if hasattr(value, "value") and isinstance(value.value, bytes):  # boto3 Binary
-        return bytes(value.value)
-    return value
-
-
-def _from_item(item: dict[str, Any]) -> dict[str, Any]:
-    deserializer = _codec()[1]
-    return {k: _plain(deserializer.deserialize(v)) for k, v in item.items()}
 
 
 def repo_pk(repo: str) -> str:
@@ -69,54 +35,7 @@ def tag_sk(tag: str) -> str:
     return f"tag#{tag.lower()}#{tag}"
 
 
-class MetadataStore:
-    def __init__(self, clients: AwsClients, table: str) -> None:
-        self._clients = clients
-        self.table = table
-
-    @property
-    def _db(self) -> Any:
-        return self._clients.dynamodb
-
-    def _conditionally(self, operation: str, **kwargs: Any) -> bool:
-        """Run a conditional write; False when its condition did not hold."""
-        try:
-            getattr(self._db, operation)(TableName=self.table, **kwargs)
-        except self._db.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
-
-    def _delete_existing(self, pk: str, sk: str) -> bool:
-        return self._conditionally("delete_item", Key=_to_item({"pk": pk, "sk": sk}),
-                                   ConditionExpression="attribute_exists(pk)")
-
-    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
-        item = self._db.get_item(TableName=self.table, Key=_to_item({"pk": pk, "sk": sk})).get("Item")
-        return _from_item(item) if item else None
-
-    def _query(self, pk: str, prefix: str, exclusive_start: str | None = None, limit: int | None = None,
-               projection: str | None = None) -> Iterator[dict[str, Any]]:
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": _to_item({":pk": pk, ":prefix": prefix}),
-        }
-        if projection:
-            kwargs["ProjectionExpression"] = projection
-        if exclusive_start is not None:
-            kwargs["ExclusiveStartKey"] = _to_item({"pk": pk, "sk": exclusive_start})
-        if limit is not None:
-            kwargs["Limit"] = limit
-        while True:
-            page = self._db.query(**kwargs)
-            for item in page.get("Items", []):
-                yield _from_item(item)
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-    def _transact(self, actions: list[dict[str, Any]]) -> None:
-        self._db.transact_write_items(TransactItems=actions)
+class MetadataStore(Table):
 
     # ---- uploads -------------------------------------------------------------------------
 
@@ -138,7 +57,7 @@ class MetadataStore:
     def create_upload(self, state: UploadState) -> None:
         self._db.put_item(
             TableName=self.table,
-            Item=_to_item(self._upload_values(state)),
+            Item=to_item(self._upload_values(state)),
             ConditionExpression="attribute_not_exists(pk)",
         )
 
@@ -167,11 +86,11 @@ class MetadataStore:
             expression += " REMOVE " + ", ".join(f"#{k}" for k in removed)
         return self._conditionally(
             "update_item",
-            Key=_to_item({"pk": upload_pk(state.uuid), "sk": "upload"}),
+            Key=to_item({"pk": upload_pk(state.uuid), "sk": "upload"}),
             UpdateExpression=expression,
             ConditionExpression="attribute_exists(pk) AND #offset = :expected",
             ExpressionAttributeNames={f"#{k}": k for k in names + removed},
-            ExpressionAttributeValues=_to_item({**{f":{k}": values[k] for k in names}, ":expected": expected_offset}),
+            ExpressionAttributeValues=to_item({**{f":{k}": values[k] for k in names}, ":expected": expected_offset}),
         )
 
     def next_part_number(self, uuid: str) -> int:
@@ -179,10 +98,10 @@ class MetadataStore:
         distinct S3 parts, and only the committed ones are assembled."""
         result = self._db.update_item(
             TableName=self.table,
-            Key=_to_item({"pk": upload_pk(uuid), "sk": "upload"}),
+            Key=to_item({"pk": upload_pk(uuid), "sk": "upload"}),
             UpdateExpression="ADD part_seq :one",
             ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues=_to_item({":one": 1}),
+            ExpressionAttributeValues=to_item({":one": 1}),
             ReturnValues="UPDATED_NEW",
         )
         return int(result["Attributes"]["part_seq"]["N"])
@@ -204,7 +123,7 @@ class MetadataStore:
     def _link_put(self, repo: str, blob: BlobRecord) -> dict[str, Any]:
         values = {"pk": repo_pk(repo), "sk": f"link#{blob.digest}", "key": blob.key, "size": blob.size,
                   "created": int(time.time())}
-        return {"Put": {"TableName": self.table, "Item": _to_item(values)}}
+        return {"Put": {"TableName": self.table, "Item": to_item(values)}}
 
     def link(self, repo: str, blob: BlobRecord) -> None:
         self._db.put_item(**self._link_put(repo, blob)["Put"])
@@ -221,7 +140,7 @@ class MetadataStore:
         blob_put = {
             "Put": {
                 "TableName": self.table,
-                "Item": _to_item({"pk": blob_pk(blob.digest), "sk": "blob", "key": blob.key, "size": blob.size,
+                "Item": to_item({"pk": blob_pk(blob.digest), "sk": "blob", "key": blob.key, "size": blob.size,
                                   "created": int(time.time())}),
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
@@ -244,10 +163,10 @@ class MetadataStore:
         return {
             "Delete": {
                 "TableName": self.table,
-                "Key": _to_item({"pk": upload_pk(upload.uuid), "sk": "upload"}),
+                "Key": to_item({"pk": upload_pk(upload.uuid), "sk": "upload"}),
                 "ConditionExpression": "attribute_exists(pk) AND #offset = :expected",
                 "ExpressionAttributeNames": {"#offset": "offset"},
-                "ExpressionAttributeValues": _to_item({":expected": upload.offset}),
+                "ExpressionAttributeValues": to_item({":expected": upload.offset}),
             }
         }
 
@@ -272,11 +191,11 @@ class MetadataStore:
         wanted = list(dict.fromkeys(sort_keys))
         found: set[str] = set()
         for start in range(0, len(wanted), 100):
-            keys = [_to_item({"pk": repo_pk(repo), "sk": sk}) for sk in wanted[start : start + 100]]
+            keys = [to_item({"pk": repo_pk(repo), "sk": sk}) for sk in wanted[start : start + 100]]
             request: dict[str, Any] = {self.table: {"Keys": keys, "ProjectionExpression": "sk"}}
             while request:
                 result = self._db.batch_get_item(RequestItems=request)
-                found.update(_from_item(i)["sk"] for i in result["Responses"].get(self.table, []))
+                found.update(from_item(i)["sk"] for i in result["Responses"].get(self.table, []))
                 request = result.get("UnprocessedKeys") or {}
         return [sk.split("#", 1)[1] for sk in wanted if sk not in found]
 
@@ -322,7 +241,7 @@ class MetadataStore:
                 "artifact_type": record.artifact_type, "annotations": record.annotations,
             })
         items.append({"pk": CATALOG, "sk": repo_pk(repo)})
-        self._transact([{"Put": {"TableName": self.table, "Item": _to_item(i)}} for i in items])
+        self._transact([{"Put": {"TableName": self.table, "Item": to_item(i)}} for i in items])
 
     def get_manifest(self, repo: str, digest: str) -> ManifestRecord | None:
         item = self._get(repo_pk(repo), f"manifest#{digest}")
@@ -346,7 +265,7 @@ class MetadataStore:
         first: dict[str, Any] = {
             "Delete": {
                 "TableName": self.table,
-                "Key": _to_item({"pk": pk, "sk": f"manifest#{record.digest}"}),
+                "Key": to_item({"pk": pk, "sk": f"manifest#{record.digest}"}),
                 "ConditionExpression": "attribute_exists(pk)",
             }
         }
@@ -355,14 +274,14 @@ class MetadataStore:
             # Only if the tag still names this manifest: a concurrent re-tag wins.
             actions.append({"Delete": {
                 "TableName": self.table,
-                "Key": _to_item({"pk": pk, "sk": sk}),
+                "Key": to_item({"pk": pk, "sk": sk}),
                 "ConditionExpression": "attribute_not_exists(pk) OR #digest = :digest",
                 "ExpressionAttributeNames": {"#digest": "digest"},
-                "ExpressionAttributeValues": _to_item({":digest": record.digest}),
+                "ExpressionAttributeValues": to_item({":digest": record.digest}),
             }})
         if record.subject:
             referrer = {"pk": pk, "sk": f"referrer#{record.subject}#{record.digest}"}
-            actions.append({"Delete": {"TableName": self.table, "Key": _to_item(referrer)}})
+            actions.append({"Delete": {"TableName": self.table, "Key": to_item(referrer)}})
         for start in range(0, len(actions), _TRANSACTION_LIMIT):
             batch = actions[start : start + _TRANSACTION_LIMIT]
             while batch:

@@ -1,0 +1,95 @@
+"""The DynamoDB table every store shares: item encoding, reads, queries, conditional writes.
+
+One table, string keys `pk`/`sk` (layout in docs/architecture.md). Stores for each concern
+(registry metadata, accounts) extend `Table`; nothing else talks to DynamoDB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from chalicelib.storage.clients import AwsClients
+
+
+@lru_cache(maxsize=1)
+def _codec() -> tuple[Any, Any]:
+    # Imported on first use: boto3 costs ~230 ms of cold start that GET /v2/ does not need.
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+    return TypeSerializer(), TypeDeserializer()
+
+
+def to_item(values: dict[str, Any]) -> dict[str, Any]:
+    """DynamoDB's typed form of plain values; None values are left out."""
+    serializer = _codec()[0]
+    return {k: serializer.serialize(v) for k, v in values.items() if v is not None}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if hasattr(value, "value") and isinstance(value.value, bytes):  # boto3 Binary
+        return bytes(value.value)
+    return value
+
+
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    deserializer = _codec()[1]
+    return {k: _plain(deserializer.deserialize(v)) for k, v in item.items()}
+
+
+class Table:
+    def __init__(self, clients: AwsClients, table: str) -> None:
+        self._clients = clients
+        self.table = table
+
+    @property
+    def _db(self) -> Any:
+        return self._clients.dynamodb
+
+    def _conditionally(self, operation: str, **kwargs: Any) -> bool:
+        """Run a conditional write; False when its condition did not hold."""
+        try:
+            getattr(self._db, operation)(TableName=self.table, **kwargs)
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def _delete_existing(self, pk: str, sk: str) -> bool:
+        return self._conditionally("delete_item", Key=to_item({"pk": pk, "sk": sk}),
+                                   ConditionExpression="attribute_exists(pk)")
+
+    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        item = self._db.get_item(TableName=self.table, Key=to_item({"pk": pk, "sk": sk})).get("Item")
+        return from_item(item) if item else None
+
+    def _query(self, pk: str, prefix: str, exclusive_start: str | None = None, limit: int | None = None,
+               projection: str | None = None) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": to_item({":pk": pk, ":prefix": prefix}),
+        }
+        if projection:
+            kwargs["ProjectionExpression"] = projection
+        if exclusive_start is not None:
+            kwargs["ExclusiveStartKey"] = to_item({"pk": pk, "sk": exclusive_start})
+        if limit is not None:
+            kwargs["Limit"] = limit
+        while True:
+            page = self._db.query(**kwargs)
+            for item in page.get("Items", []):
+                yield from_item(item)
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _transact(self, actions: list[dict[str, Any]]) -> None:
+        self._db.transact_write_items(TransactItems=actions)
