@@ -1,10 +1,15 @@
-"""Berth's Lambda entry point: wiring only. Every `/v2/` request goes to one dispatcher."""
+"""Berth's Lambda entry point: wiring only. Every `/v2/` and `/token` request goes to one
+dispatcher; with auth on, an authorizer stands in front of `/v2` (chalicelib/auth/gateway.py)."""
+
+from typing import Any
 
 from chalice import Chalice
+from chalice.app import AuthRequest
 
 from chalicelib.api.dispatch import handle
 from chalicelib.api.request import RegistryRequest
 from chalicelib.api.routes import METHODS
+from chalicelib.auth import gateway
 from chalicelib.registry import Registry
 from chalicelib.settings import Settings
 
@@ -16,11 +21,28 @@ app.api.binary_types = ["application/octet-stream"]
 registry = Registry.build(Settings.from_env())
 
 
-@app.route("/v2", methods=METHODS, content_types=["*/*"])
-@app.route("/v2/{proxy+}", methods=METHODS, content_types=["*/*"])
-def v2() -> object:
+@app.authorizer(ttl_seconds=300)
+def credentials(auth_request: AuthRequest) -> dict[str, Any]:
+    return gateway.policy(registry.auth, auth_request.token, auth_request.method_arn)
+
+
+def _dispatch() -> object:
     request = app.current_request
     assert request is not None
     body = request.raw_body
     raw = body.encode("utf-8") if isinstance(body, str) else body
     return handle(RegistryRequest.from_event(request.to_original_event(), raw), registry)
+
+
+_guard = credentials if registry.settings.auth_mode != "none" else None
+
+
+@app.route("/token", methods=["GET", "POST"], content_types=["*/*"])
+def token() -> object:
+    return _dispatch()
+
+
+@app.route("/v2", methods=METHODS, content_types=["*/*"], authorizer=_guard)
+@app.route("/v2/{proxy+}", methods=METHODS, content_types=["*/*"], authorizer=_guard)
+def registry_api() -> object:
+    return _dispatch()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chalicelib.auth.authenticator import Authenticator
 from chalicelib.manifests.service import Manifests
 from chalicelib.settings import Settings
+from chalicelib.storage.accounts import AccountStore
 from chalicelib.storage.clients import AwsClients
 from chalicelib.storage.dynamo import MetadataStore
 from chalicelib.storage.s3 import BlobStore
@@ -19,10 +21,21 @@ class Registry:
     meta: MetadataStore
     uploads: Uploads
     manifests: Manifests
+    accounts: AccountStore
+    auth: Authenticator
 
     @classmethod
     def build(cls, settings: Settings, clients: AwsClients | None = None) -> Registry:
-        clients = clients or AwsClients(settings.region)
-        blobs = BlobStore(clients, settings.bucket, settings.presign_seconds)
-        meta = MetadataStore(clients, settings.table)
-        return cls(settings, blobs, meta, Uploads(blobs, meta), Manifests(blobs, meta))
+        aws = clients or AwsClients(settings.region)
+        blobs = BlobStore(aws, settings.bucket, settings.presign_seconds)
+        meta = MetadataStore(aws, settings.table)
+        accounts = AccountStore(aws, settings.table)
+
+        def signing_key() -> bytes:
+            if settings.signing_secret_id:
+                secret = aws.secretsmanager.get_secret_value(SecretId=settings.signing_secret_id)
+                return str(secret["SecretString"]).encode("utf-8")
+            return accounts.signing_key()
+
+        return cls(settings, blobs, meta, Uploads(blobs, meta), Manifests(blobs, meta), accounts,
+                   Authenticator(settings, accounts, signing_key))

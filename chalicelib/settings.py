@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+AUTH_MODES = ("none", "basic", "token")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -12,6 +14,15 @@ class Settings:
     table: str
     region: str | None
     presign_seconds: int
+    auth_mode: str = "none"  # none | basic | token
+    service: str = "berth"  # the token audience and the Basic realm
+    public_url: str | None = None  # where clients reach the registry; else taken from each request
+    token_ttl: int = 300
+    signing_secret_id: str | None = None  # Secrets Manager secret holding the token signing key
+
+    def __post_init__(self) -> None:
+        if self.auth_mode not in AUTH_MODES:
+            raise ValueError(f"BERTH_AUTH must be one of {', '.join(AUTH_MODES)}, not {self.auth_mode!r}")
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -20,4 +31,9 @@ class Settings:
             table=os.environ.get("BERTH_TABLE", "berth"),
             region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
             presign_seconds=int(os.environ.get("BERTH_PRESIGN_SECONDS", "900")),
+            auth_mode=os.environ.get("BERTH_AUTH", "none"),
+            service=os.environ.get("BERTH_SERVICE", "berth"),
+            public_url=os.environ.get("BERTH_PUBLIC_URL") or None,
+            token_ttl=int(os.environ.get("BERTH_TOKEN_TTL", "300")),
+            signing_secret_id=os.environ.get("BERTH_SIGNING_SECRET_ID") or None,
         )

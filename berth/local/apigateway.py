@@ -9,12 +9,16 @@ event limit, and the headers API Gateway renames on the way out.
 from __future__ import annotations
 
 import base64
+import fnmatch
 import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote
+
+from chalicelib.auth.gateway import GatewayAnswer, gateway_answers
+from chalicelib.settings import Settings
 
 # Lambda's synchronous invocation payload limit, for the request event and the response.
 LAMBDA_PAYLOAD_LIMIT = 6_291_456
@@ -42,6 +46,8 @@ def _matches(content_type: str, binary_types: Iterable[str]) -> bool:
 
 
 def resource_for(path: str) -> tuple[str, dict[str, str] | None] | None:
+    if path == "/token":
+        return "/token", None
     if path in ("/v2", "/v2/"):
         return "/v2", None
     if path.startswith("/v2/"):
@@ -146,7 +152,50 @@ def invoke(app: Any, method: str, target: str, headers: list[tuple[str, str]], b
         return gateway_error(403, "Missing Authentication Token")
     if event_too_large(event):
         return request_too_large()
+    refused = run_authorizer(app, event)
+    if refused is not None:
+        return refused
     return to_http(app(event, LambdaContext()), method)
+
+
+def run_authorizer(app: Any, event: dict[str, Any]) -> GatewayResponse | None:
+    """What API Gateway does with a route's TOKEN authorizer: no Authorization header, or the
+    authorizer saying "Unauthorized", is the UNAUTHORIZED gateway response; a policy that does
+    not cover the request is ACCESS_DENIED; otherwise the authorizer's context reaches Lambda."""
+    entry = app.routes.get(event["resource"], {}).get(event["httpMethod"])
+    if entry is None or entry.authorizer is None:
+        return None
+    headers = {k.lower(): v for k, v in (event["headers"] or {}).items()}
+    host = headers.get("host", "localhost")
+    answers = gateway_answers(Settings.from_env(), Settings.from_env().public_url or f"http://{host}")
+    token = headers.get("authorization")
+    if not token:
+        return _answer(answers["UNAUTHORIZED"])
+    method_arn = f"arn:aws:execute-api:us-east-1:000000000000:local/api/{event['httpMethod']}{event['path']}"
+    try:
+        result = entry.authorizer({"type": "TOKEN", "authorizationToken": token, "methodArn": method_arn}, None)
+    except Exception as error:
+        return _answer(answers["UNAUTHORIZED" if str(error) == "Unauthorized" else "AUTHORIZER_FAILURE"])
+    if not _policy_allows(result.get("policyDocument", {}), method_arn):
+        return _answer(answers["ACCESS_DENIED"])
+    event["requestContext"]["authorizer"] = {"principalId": result.get("principalId"), **result.get("context", {})}
+    return None
+
+
+def _policy_allows(document: dict[str, Any], method_arn: str) -> bool:
+    for statement in document.get("Statement", []):
+        resources = statement.get("Resource", [])
+        resources = [resources] if isinstance(resources, str) else resources
+        # In execute-api ARNs `*` matches any characters, `/` included, as fnmatch's does.
+        if statement.get("Effect") == "Allow" and any(fnmatch.fnmatchcase(method_arn, r) for r in resources):
+            return True
+    return False
+
+
+def _answer(answer: GatewayAnswer) -> GatewayResponse:
+    response = _own_answer(answer.status, answer.body)
+    response.headers.extend(answer.headers.items())
+    return response
 
 
 def request_too_large() -> GatewayResponse:

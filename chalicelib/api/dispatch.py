@@ -9,7 +9,9 @@ from chalice import Response
 from chalicelib.api.errors import Oci, RegistryError
 from chalicelib.api.request import MAX_REQUEST_BODY, RegistryRequest
 from chalicelib.api.responses import API_VERSION, error
-from chalicelib.api.routes import ROUTES, Route
+from chalicelib.api.routes import CATALOG, LOGIN, PUBLIC, ROUTES, Route
+from chalicelib.auth.permissions import CATALOG as CATALOG_SCOPE
+from chalicelib.auth.permissions import Scope
 from chalicelib.naming import check_name
 from chalicelib.registry import Registry
 
@@ -30,6 +32,23 @@ def find_route(method: str, path: str) -> tuple[Route, dict[str, str]]:
     raise RegistryError(Oci.NOT_FOUND, detail={"path": path[:300]})
 
 
+def required_scope(route: Route, params: dict[str, str]) -> Scope | None:
+    """The access a request needs, in the token protocol's terms (None: just valid credentials)."""
+    if route.access == LOGIN:
+        return None
+    if route.access == CATALOG:
+        return CATALOG_SCOPE
+    return Scope("repository", params["name"], (route.access,))
+
+
+def realm_base(req: RegistryRequest, public_url: str | None) -> str:
+    """Where clients reach the registry, for the token realm: configured, else as they asked."""
+    if public_url:
+        return public_url.rstrip("/")
+    proto = req.header("x-forwarded-proto") or "http"
+    return f"{proto}://{req.header('host') or 'localhost'}"
+
+
 def too_large(size: int) -> RegistryError:
     return RegistryError(
         Oci.TOO_LARGE,
@@ -46,11 +65,14 @@ def handle(req: RegistryRequest, registry: Registry) -> Response:
         route, req.params = find_route(req.method, req.path)
         if "name" in req.params:
             check_name(req.params["name"])
+        if route.access != PUBLIC:
+            req.principal = registry.auth.authorize(req.header("authorization"), required_scope(route, req.params),
+                                                    realm_base(req, registry.settings.public_url))
         response = route.handler(req, registry)
     except RegistryError as err:
         response = error(err)
     except Exception:
-        log.exception("unhandled error on %s /v2/%s", req.method, req.path[:300])
+        log.exception("unhandled error on %s %s", req.method, req.path[:300])
         response = error(RegistryError(Oci.UNKNOWN, "internal error"))
     response.headers.update(API_VERSION)
     return response

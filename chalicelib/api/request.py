@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.auth.authenticator import EVERYONE, Principal
+
 # The raw body one request can carry: Lambda takes 6,291,456 bytes of event, API Gateway
 # base64-encodes a binary body (x 4/3) and the rest of the event needs room.
 MAX_REQUEST_BODY = 4_456_448
@@ -13,11 +15,12 @@ MAX_REQUEST_BODY = 4_456_448
 @dataclass
 class RegistryRequest:
     method: str
-    path: str  # after "/v2/"
+    path: str  # from the root: /v2/..., /token
     query: dict[str, list[str]]
     headers: dict[str, list[str]]  # lower-case names; every value (clients repeat Accept)
     body: bytes
     params: dict[str, str] = field(default_factory=dict)  # from the route pattern
+    principal: Principal = EVERYONE  # who is asking, once authorized
 
     @classmethod
     def from_event(cls, event: dict[str, Any], body: bytes) -> RegistryRequest:
@@ -29,10 +32,9 @@ class RegistryRequest:
         query = {k: list(v) for k, v in (event.get("multiValueQueryStringParameters") or {}).items()}
         for name, value in (event.get("queryStringParameters") or {}).items():
             query.setdefault(name, [value])
-        proxy = (event.get("pathParameters") or {}).get("proxy", "")
         return cls(
             method=event["requestContext"]["httpMethod"].upper(),
-            path=proxy,
+            path=event.get("path") or event["requestContext"].get("path", ""),
             query=query,
             headers=headers,
             body=body,

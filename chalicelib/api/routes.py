@@ -1,4 +1,5 @@
-"""Every endpoint of the registry on one screen. Paths are matched after `/v2/`.
+"""Every endpoint of the registry on one screen: method, path, handler, and the access the
+caller needs (`public`: none; `login`: any valid credentials; else a repository action).
 
 API Gateway hands every `/v2/...` request to one greedy route; this table, not API
 Gateway, decides which handler runs, so tests, the local mode and the deployed API route
@@ -13,13 +14,14 @@ from dataclasses import dataclass, field
 
 from chalice import Response
 
-from chalicelib.api.handlers import base, blobs, discovery, manifests, uploads
+from chalicelib.api.handlers import base, blobs, discovery, manifests, token, uploads
 from chalicelib.api.request import RegistryRequest
 from chalicelib.registry import Registry
 
 Handler = Callable[[RegistryRequest, Registry], Response]
 
-NAME = r"(?P<name>.+)"  # names contain slashes; checked against the spec's grammar later
+PUBLIC, LOGIN, PULL, PUSH, DELETE, CATALOG = "public", "login", "pull", "push", "delete", "catalog"
+NAME = r"/v2/(?P<name>.+)"  # names contain slashes; checked against the spec's grammar later
 REFERENCE = r"(?P<reference>[^/]+)"
 DIGEST = r"(?P<digest>[^/]+)"
 UUID = r"(?P<uuid>[^/]+)"
@@ -30,6 +32,7 @@ class Route:
     method: str
     pattern: str
     handler: Handler
+    access: str
     regex: re.Pattern[str] = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -37,24 +40,26 @@ class Route:
 
 
 ROUTES: tuple[Route, ...] = (
-    Route("GET",    r"",                                base.version_check),
-    Route("HEAD",   r"",                                base.version_check),
-    Route("GET",    r"_catalog",                        discovery.catalog),
-    Route("GET",    rf"{NAME}/tags/list",               discovery.tags),
-    Route("GET",    rf"{NAME}/referrers/{DIGEST}",      discovery.referrers),
-    Route("GET",    rf"{NAME}/manifests/{REFERENCE}",   manifests.get),
-    Route("HEAD",   rf"{NAME}/manifests/{REFERENCE}",   manifests.head),
-    Route("PUT",    rf"{NAME}/manifests/{REFERENCE}",   manifests.put),
-    Route("DELETE", rf"{NAME}/manifests/{REFERENCE}",   manifests.delete),
-    Route("POST",   rf"{NAME}/blobs/uploads/?",         uploads.start),
-    Route("GET",    rf"{NAME}/blobs/uploads/{UUID}",    uploads.status),
-    Route("PATCH",  rf"{NAME}/blobs/uploads/{UUID}",    uploads.patch),
-    Route("PUT",    rf"{NAME}/blobs/uploads/{UUID}",    uploads.finish),
-    Route("DELETE", rf"{NAME}/blobs/uploads/{UUID}",    uploads.cancel),
-    Route("GET",    rf"{NAME}/blobs/{DIGEST}",          blobs.get),
-    Route("HEAD",   rf"{NAME}/blobs/{DIGEST}",          blobs.head),
-    Route("DELETE", rf"{NAME}/blobs/{DIGEST}",          blobs.delete),
+    Route("GET",    r"/token",                          token.get,              PUBLIC),
+    Route("POST",   r"/token",                          token.post,             PUBLIC),
+    Route("GET",    r"/v2/?",                           base.version_check,     LOGIN),
+    Route("HEAD",   r"/v2/?",                           base.version_check,     LOGIN),
+    Route("GET",    r"/v2/_catalog",                    discovery.catalog,      CATALOG),
+    Route("GET",    rf"{NAME}/tags/list",               discovery.tags,         PULL),
+    Route("GET",    rf"{NAME}/referrers/{DIGEST}",      discovery.referrers,    PULL),
+    Route("GET",    rf"{NAME}/manifests/{REFERENCE}",   manifests.get,          PULL),
+    Route("HEAD",   rf"{NAME}/manifests/{REFERENCE}",   manifests.head,         PULL),
+    Route("PUT",    rf"{NAME}/manifests/{REFERENCE}",   manifests.put,          PUSH),
+    Route("DELETE", rf"{NAME}/manifests/{REFERENCE}",   manifests.delete,       DELETE),
+    Route("POST",   rf"{NAME}/blobs/uploads/?",         uploads.start,          PUSH),
+    Route("GET",    rf"{NAME}/blobs/uploads/{UUID}",    uploads.status,         PUSH),
+    Route("PATCH",  rf"{NAME}/blobs/uploads/{UUID}",    uploads.patch,          PUSH),
+    Route("PUT",    rf"{NAME}/blobs/uploads/{UUID}",    uploads.finish,         PUSH),
+    Route("DELETE", rf"{NAME}/blobs/uploads/{UUID}",    uploads.cancel,         PUSH),
+    Route("GET",    rf"{NAME}/blobs/{DIGEST}",          blobs.get,              PULL),
+    Route("HEAD",   rf"{NAME}/blobs/{DIGEST}",          blobs.head,             PULL),
+    Route("DELETE", rf"{NAME}/blobs/{DIGEST}",          blobs.delete,           DELETE),
 )
 
 # The methods API Gateway must pass through to the handler.
-METHODS = sorted({route.method for route in ROUTES} | {"POST", "PATCH"})
+METHODS = sorted({route.method for route in ROUTES if route.pattern.startswith("/v2")})

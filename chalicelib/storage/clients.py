@@ -39,3 +39,7 @@ class AwsClients:
     @property
     def dynamodb(self) -> Any:
         return self._client("dynamodb")
+
+    @property
+    def secretsmanager(self) -> Any:
+        return self._client("secretsmanager")

@@ -24,7 +24,9 @@ def tags(req: RegistryRequest, reg: Registry) -> Response:
 def catalog(req: RegistryRequest, reg: Registry) -> Response:
     size, last = page_size(req.arg("n")), req.arg("last")
     page = reg.meta.list_repositories(size, last)
-    return json_body({"repositories": page.items}, headers=next_link("/v2/_catalog", size, page.items, page.more))
+    # The next link follows the last name read, so a page filtered down to nothing still leads on.
+    visible = reg.auth.readable(req.principal, page.items)
+    return json_body({"repositories": visible}, headers=next_link("/v2/_catalog", size, page.items, page.more))
 
 
 def referrers(req: RegistryRequest, reg: Registry) -> Response:

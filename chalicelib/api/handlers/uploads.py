@@ -36,10 +36,14 @@ def start(req: RegistryRequest, reg: Registry) -> Response:
     name = req.params["name"]
     mount = req.arg("mount")
     if mount is not None:
-        source = req.arg("from")
-        blob = reg.uploads.mount(name, Digest.parse(mount), check_name(source) if source else None)
-        if blob is not None:
-            return _created(name, blob)
+        digest, source = Digest.parse(mount), req.arg("from")
+        # Only from where the caller may read, and never by searching every repository when
+        # there are callers who may not: otherwise a mount would tell who holds a blob.
+        if source is not None and req.principal.may_read(check_name(source)) or (
+                source is None and reg.auth.mode == "none"):
+            blob = reg.uploads.mount(name, digest, source)
+            if blob is not None:
+                return _created(name, blob)
     elif req.arg("digest") is not None:
         blob = reg.uploads.finish(UploadState.new(name, None), _digest_arg(req), req.body, persisted=False)
         return _created(name, blob)
