@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from types import FrameType
 
 from berth.local import backend
+from berth.target import write_local_state
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,8 +50,11 @@ def main(argv: list[str] | None = None) -> None:
         aws.stop()
         sys.exit(f"cannot listen on {args.host}:{args.port}: {err}")
     registry = f"{server.server_address[0]!s}:{server.server_address[1]}"
+    state = write_local_state(server.server_address[1], aws.endpoint, aws.bucket, aws.table)
+    auth = backend.bootstrap_user(os.environ.get("BERTH_BOOTSTRAP_USER"))
     print(f"Berth registry on http://{registry}/v2/ (S3 and DynamoDB: moto at {aws.endpoint}, "
           f"bucket {aws.bucket}, table {aws.table}; in memory, gone when stopped)\n"
+          f"  auth: {auth}; admin: berth user ... --local {server.server_address[1]}\n"
           f"  push: skopeo copy --dest-tls-verify=false oci:DIR:TAG docker://{registry}/team/app:1\n"
           f"        podman push --tls-verify=false IMAGE {registry}/team/app:1\n"
           f"  pull: skopeo copy --src-tls-verify=false docker://{registry}/team/app:1 oci:OUT:1\n"
@@ -60,6 +65,7 @@ def main(argv: list[str] | None = None) -> None:
         pass
     finally:
         server.server_close()
+        state.unlink(missing_ok=True)
         aws.stop()
     print("stopped", file=sys.stderr)
 

@@ -27,6 +27,26 @@ class Backend:
         self.server.stop()
 
 
+def bootstrap_user(spec: str | None) -> str:
+    """`BERTH_BOOTSTRAP_USER=name:password`: that user, with every action on every repository,
+    so the local mode with auth on is usable in one command. Returns what auth is on."""
+    from chalicelib.auth.permissions import normalise_actions
+    from chalicelib.auth.secrets import hash_password
+    from chalicelib.registry import Registry
+    from chalicelib.settings import Settings
+
+    settings = Settings.from_env()
+    if spec:
+        name, sep, password = spec.partition(":")
+        if not sep or not name or not password:
+            raise SystemExit("BERTH_BOOTSTRAP_USER must be name:password")
+        accounts = Registry.build(settings).accounts
+        accounts.add_user(name, hash_password(password))
+        accounts.grant(name, "*", normalise_actions(["*"]))
+        return f"{settings.auth_mode} (user {name} may do everything)"
+    return settings.auth_mode
+
+
 def start(port: int = 0) -> Backend:
     """Start moto on 127.0.0.1 (a free port when 0), point the environment at it, create the
     bucket and table."""

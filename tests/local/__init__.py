@@ -4,6 +4,7 @@ real sockets (tests/local and tests/e2e)."""
 from __future__ import annotations
 
 import http.client
+import os
 import signal
 import socket
 import subprocess
@@ -45,7 +46,7 @@ def _answers(port: int) -> bool:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
     try:
         conn.request("GET", "/v2/")
-        return conn.getresponse().status == 200
+        return conn.getresponse().status in (200, 401)
     except OSError:
         return False
     finally:
@@ -53,14 +54,16 @@ def _answers(port: int) -> bool:
 
 
 @contextmanager
-def local_server(workdir: Path, *args: str) -> Iterator[LocalServer]:
-    """`python -m berth.local` on a free port, up once `GET /v2/` answers; on exit it must stop
-    cleanly on Ctrl-C (SIGINT)."""
+def local_server(workdir: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[LocalServer]:
+    """`python -m berth.local` on a free port (with `env` added to the environment), up once
+    `GET /v2/` answers (with any status: auth may be on); on exit it must stop cleanly on
+    Ctrl-C (SIGINT)."""
     port = free_port()
     log_path = workdir / "berth-local.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "berth.local", "--port", str(port), *args],
-                                   cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                   cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   env={**os.environ, **(env or {})})
     server = LocalServer(port, process, log_path)
     try:
         deadline = time.monotonic() + START_SECONDS
