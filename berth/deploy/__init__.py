@@ -1,0 +1,1 @@
+"""Deployment helpers: CloudFormation that Chalice does not generate."""
