@@ -14,8 +14,9 @@ from chalicelib.registry import Registry
 from chalicelib.settings import Settings
 
 app = Chalice(app_name="berth")
-# Request bodies of these types reach Lambda base64-encoded, byte for byte. Responses are
-# never declared binary (see chalicelib/api/responses.py).
+# What Chalice itself treats as binary. The deployed API declares every body binary
+# (berth/deploy/api.py), so all reach Lambda byte for byte; responses are never binary
+# (chalicelib/api/responses.py).
 app.api.binary_types = ["application/octet-stream"]
 
 registry = Registry.build(Settings.from_env())

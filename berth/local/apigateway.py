@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from berth.deploy.api import BINARY_MEDIA_TYPES
 from chalicelib.auth.gateway import GatewayAnswer, gateway_answers
 from chalicelib.settings import Settings
 
@@ -42,7 +43,7 @@ class GatewayResponse:
 
 def _matches(content_type: str, binary_types: Iterable[str]) -> bool:
     media_type = content_type.split(";")[0].strip().lower()
-    return media_type in {t.lower() for t in binary_types}
+    return "*/*" in binary_types or media_type in {t.lower() for t in binary_types}
 
 
 def resource_for(path: str) -> tuple[str, dict[str, str] | None] | None:
@@ -147,7 +148,7 @@ class LambdaContext:
 
 def invoke(app: Any, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> GatewayResponse:
     """One request through API Gateway and Lambda, as deployed."""
-    event = build_event(method, target, headers, body, app.api.binary_types)
+    event = build_event(method, target, headers, body, BINARY_MEDIA_TYPES)
     if event is None:
         return gateway_error(403, "Missing Authentication Token")
     if event_too_large(event):

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from berth.deploy.gateway import template
+from berth.deploy.api import template
 from chalicelib.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,7 +22,7 @@ PUBLIC_URL = "https://registry.example.com"
 def package(tmp_path: Path, auth: str) -> dict[str, Any]:
     env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "BERTH_AUTH": auth, "BERTH_PUBLIC_URL": PUBLIC_URL}
     merge = tmp_path / "gateway.json"
-    made = subprocess.run([sys.executable, "-m", "berth.deploy.gateway"], env=env, cwd=REPO,
+    made = subprocess.run([sys.executable, "-m", "berth.deploy.api"], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert made.returncode == 0, made.stderr
     merge.write_text(made.stdout)
@@ -51,22 +51,23 @@ def test_token_mode_template_has_the_challenge_path(tmp_path: Path) -> None:
         assert responses[kind]["StatusCode"] == "401"
         assert responses[kind]["ResponseParameters"]["gatewayresponse.header.WWW-Authenticate"] == challenge
         assert json.loads(responses[kind]["ResponseTemplates"]["application/json"])["errors"][0]["code"]
-    # The greedy route and the binary body type the registry relies on.
+    # The greedy route, and every request body binary, whatever its Content-Type.
     assert "/v2/{proxy+}" in paths
-    assert "application/octet-stream" in resources["RestAPI"]["Properties"]["DefinitionBody"][
-        "x-amazon-apigateway-binary-media-types"]
+    assert resources["RestAPI"]["Properties"]["DefinitionBody"]["x-amazon-apigateway-binary-media-types"] == ["*/*"]
 
 
 def test_without_auth_there_is_no_authorizer(tmp_path: Path) -> None:
     resources = package(tmp_path, "none")["Resources"]
     body = resources["RestAPI"]["Properties"]["DefinitionBody"]
     assert "securityDefinitions" not in body
+    assert body["x-amazon-apigateway-binary-media-types"] == ["*/*"]
     assert not [r for r in resources.values() if r["Type"] == "AWS::ApiGateway::GatewayResponse"]
 
 
 def test_basic_mode_denies_with_403_and_challenges_with_basic() -> None:
     settings = Settings("b", "t", "us-east-1", 60, auth_mode="basic", public_url=PUBLIC_URL)
-    responses = {r["Properties"]["ResponseType"]: r["Properties"] for r in template(settings)["Resources"].values()}
+    responses = {r["Properties"]["ResponseType"]: r["Properties"] for r in template(settings)["Resources"].values()
+                 if r.get("Type") == "AWS::ApiGateway::GatewayResponse"}
     assert responses["ACCESS_DENIED"]["StatusCode"] == "403"
     assert responses["UNAUTHORIZED"]["ResponseParameters"]["gatewayresponse.header.WWW-Authenticate"].startswith(
         "'Basic ")

@@ -1,9 +1,15 @@
-"""The API's gateway responses as a CloudFormation fragment for `chalice package
---merge-template`: with auth on, they are how the `WWW-Authenticate` challenge reaches
-clients (chalicelib/auth/gateway.py explains why). Built from the same answers the local
-mode serves, so what is tested locally is what is deployed.
+"""What the REST API needs that Chalice cannot say, as a CloudFormation fragment for
+`chalice package --merge-template`:
 
-    python -m berth.deploy.gateway > build/gateway-responses.json
+- every request body is binary (`*/*`), so API Gateway hands Lambda every body base64-encoded,
+  byte for byte, whatever its Content-Type (python-dxf sends blobs with none; a text body
+  would reach Lambda re-encoded as UTF-8). Chalice's own list stays narrow: it would refuse
+  any response to a request without a matching Accept header if it saw `*/*`;
+- with auth on, the gateway responses that carry the `WWW-Authenticate` challenge
+  (chalicelib/auth/gateway.py explains why), built from the same answers the local mode
+  serves, so what is tested locally is what is deployed.
+
+    python -m berth.deploy.api > build/api.json
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from chalicelib.settings import Settings
 
 # The REST API's logical id in the template `chalice package` writes.
 REST_API = "RestAPI"
+# API Gateway's binaryMediaTypes; the local mode's API Gateway stand-in uses the same.
+BINARY_MEDIA_TYPES = ["*/*"]
 
 
 def _quoted(value: str) -> str:
@@ -25,11 +33,12 @@ def _quoted(value: str) -> str:
 
 
 def template(settings: Settings) -> dict[str, Any]:
+    api = {REST_API: {"Properties": {"DefinitionBody": {"x-amazon-apigateway-binary-media-types": BINARY_MEDIA_TYPES}}}}
     if settings.auth_mode == "none":
-        return {"Resources": {}}
+        return {"Resources": api}
     if not settings.public_url:
         raise SystemExit("BERTH_PUBLIC_URL is required with auth on: the challenge names the token realm")
-    resources = {}
+    resources: dict[str, Any] = dict(api)
     for kind, answer in gateway_answers(settings, settings.public_url.rstrip("/")).items():
         parameters = {f"gatewayresponse.header.{name}": _quoted(value) for name, value in answer.headers.items()}
         resources[f"GatewayResponse{kind.title().replace('_', '')}"] = {
