@@ -12,6 +12,7 @@ from chalicelib.api.routes import METHODS
 from chalicelib.auth import gateway
 from chalicelib.registry import Registry
 from chalicelib.settings import Settings
+from chalicelib.telemetry import Telemetry
 
 app = Chalice(app_name="berth")
 # What Chalice itself treats as binary. The deployed API declares every body binary
@@ -20,6 +21,7 @@ app = Chalice(app_name="berth")
 app.api.binary_types = ["application/octet-stream"]
 
 registry = Registry.build(Settings.from_env())
+telemetry = Telemetry()
 
 
 @app.authorizer(ttl_seconds=300)
@@ -32,7 +34,15 @@ def _dispatch() -> object:
     assert request is not None
     body = request.raw_body
     raw = body.encode("utf-8") if isinstance(body, str) else body
-    return handle(RegistryRequest.from_event(request.to_original_event(), raw), registry)
+    return handle(RegistryRequest.from_event(request.to_original_event(), raw), registry, telemetry)
+
+
+@app.middleware("http")
+def flush_metrics(event: Any, get_response: Any) -> Any:
+    try:
+        return get_response(event)
+    finally:
+        telemetry.flush()
 
 
 _guard = credentials if registry.settings.auth_mode != "none" else None

@@ -64,6 +64,10 @@ def start(port: int = 0) -> Backend:
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
     })
+    # The access log says what happened; Lambda's JSON request logs and EMF metrics would
+    # only repeat it on the terminal. Set these to see them.
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     bucket = os.environ.setdefault("BERTH_BUCKET", "berth-blobs")
     table = os.environ.setdefault("BERTH_TABLE", "berth")
 

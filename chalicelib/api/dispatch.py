@@ -14,6 +14,7 @@ from chalicelib.auth.permissions import CATALOG as CATALOG_SCOPE
 from chalicelib.auth.permissions import Scope
 from chalicelib.naming import check_name
 from chalicelib.registry import Registry
+from chalicelib.telemetry import RequestRecord, Telemetry
 
 log = logging.getLogger("berth")
 
@@ -58,7 +59,14 @@ def too_large(size: int) -> RegistryError:
     )
 
 
-def handle(req: RegistryRequest, registry: Registry) -> Response:
+def operation_name(route: Route) -> str:
+    """`manifests.get` and the like: the handler's module and function."""
+    return f"{route.handler.__module__.rsplit('.', 1)[-1]}.{route.handler.__name__}"
+
+
+def handle(req: RegistryRequest, registry: Registry, telemetry: Telemetry | None = None) -> Response:
+    route: Route | None = None
+    error_code: str | None = None
     try:
         if len(req.body) > MAX_REQUEST_BODY:
             raise too_large(len(req.body))
@@ -70,9 +78,14 @@ def handle(req: RegistryRequest, registry: Registry) -> Response:
                                                     realm_base(req, registry.settings.public_url))
         response = route.handler(req, registry)
     except RegistryError as err:
-        response = error(err)
+        response, error_code = error(err), err.kind.code
     except Exception:
         log.exception("unhandled error on %s %s", req.method, req.path[:300])
-        response = error(RegistryError(Oci.UNKNOWN, "internal error"))
+        response, error_code = error(RegistryError(Oci.UNKNOWN, "internal error")), Oci.UNKNOWN.code
     response.headers.update(API_VERSION)
+    if telemetry is not None:
+        telemetry.record(RequestRecord(
+            request_id=req.request_id, method=req.method, operation=operation_name(route) if route else "",
+            repository=req.params.get("name"), status=response.status_code, error_code=error_code,
+            principal=req.principal.name, bytes_in=len(req.body)))
     return response

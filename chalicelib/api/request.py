@@ -21,6 +21,7 @@ class RegistryRequest:
     body: bytes
     params: dict[str, str] = field(default_factory=dict)  # from the route pattern
     principal: Principal = EVERYONE  # who is asking, once authorized
+    request_id: str = ""
 
     @classmethod
     def from_event(cls, event: dict[str, Any], body: bytes) -> RegistryRequest:
@@ -38,6 +39,7 @@ class RegistryRequest:
             query=query,
             headers=headers,
             body=body,
+            request_id=str(event["requestContext"].get("requestId", "")),
         )
 
     def arg(self, name: str) -> str | None:
