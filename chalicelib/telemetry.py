@@ -14,6 +14,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 NAMESPACE = "Berth"
 
@@ -53,8 +54,9 @@ class Telemetry:
             self._count("Chunks")
         if request.bytes_in:
             self.metrics.add_metric(name="BytesUploaded", unit=MetricUnit.Bytes, value=request.bytes_in)
-        if request.error_code:
-            # Its own EMF record, so the Code dimension applies to this metric only.
+        if request.error_code and not is_metrics_disabled():
+            # Its own EMF record, so the Code dimension applies to this metric only (single_metric
+            # prints even when metrics are disabled, hence the check).
             with single_metric(name="Errors", unit=MetricUnit.Count, value=1, namespace=self.namespace) as metric:
                 metric.add_dimension(name="Code", value=request.error_code)
 
@@ -63,3 +65,5 @@ class Telemetry:
 
     def flush(self) -> None:
         self.metrics.flush_metrics()
+        # Disabled, Powertools keeps the set (shared by every Metrics) and it would only grow.
+        self.metrics.clear_metrics()

@@ -46,3 +46,12 @@ def test_a_request_is_logged_and_counted(client: Any, telemetry: Telemetry, capl
     assert any(m.get("Code") == "MANIFEST_UNKNOWN" and "Errors" in m for m in metrics)
     assert sum("Pulls" in m for m in metrics) == 1 and sum("Requests" in m for m in metrics) == 2
     assert SECRET.split()[1] not in caplog.text + json.dumps(metrics)
+
+
+def test_disabled_metrics_print_nothing_and_keep_nothing(client: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    import app as app_module
+
+    for _ in range(3):
+        client.get("/v2/team/app/manifests/missing")
+    assert '"_aws"' not in capsys.readouterr().out
+    assert app_module.telemetry.metrics.metric_set == {}
