@@ -1,0 +1,136 @@
+"""The reference registry: Debian's docker-registry (distribution 2.8.2) with its S3 driver
+on the bench's moto, in a bucket of its own, on a free port.
+
+Its background work is switched off so that every S3 request in a window is one the push or
+pull caused: no upload purging, no storage health checks. The blob descriptor cache is the
+in-memory one Debian's default configuration uses; redirects are on, so blob GETs are 307s to
+presigned S3 URLs, as with Berth.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bench.awsbackend import Backend
+
+BINARY = "docker-registry"
+BUCKET = "reference-registry"
+START_SECONDS = 30
+POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
+
+CONFIG = """\
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  s3:
+    accesskey: local
+    secretkey: local
+    region: us-east-1
+    regionendpoint: {endpoint}
+    bucket: {bucket}
+    secure: false
+    v4auth: true
+    rootdirectory: /registry
+  cache:
+    blobdescriptor: inmemory
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+  redirect:
+    disable: false
+http:
+  addr: 127.0.0.1:{port}
+"""
+
+
+class Unavailable(Exception):
+    """docker-registry is not installed and cannot be (not root)."""
+
+
+def ensure_installed() -> str:
+    """The docker-registry binary, apt-get installing it when absent (needs root). The
+    package's service is kept from starting while it installs (it would listen on :5000)."""
+    found = shutil.which(BINARY)
+    if found:
+        return found
+    if os.geteuid() != 0:
+        raise Unavailable(f"{BINARY} is not installed and installing it needs root: "
+                          f"apt-get install docker-registry")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    placed_policy = not POLICY_RC_D.exists()
+    if placed_policy:
+        POLICY_RC_D.write_text("#!/bin/sh\nexit 101\n")  # "action forbidden": no service start
+        POLICY_RC_D.chmod(0o755)
+    try:
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", BINARY],
+                       check=True, env=env, stdout=subprocess.DEVNULL)
+    finally:
+        if placed_policy:
+            POLICY_RC_D.unlink()
+    found = shutil.which(BINARY)
+    if not found:
+        raise Unavailable(f"apt-get installed {BINARY} but it is not on PATH")
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _answers(port: int) -> bool:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        connection.request("GET", "/v2/")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
+@contextmanager
+def reference_registry(backend: Backend) -> Iterator[str]:
+    """Yields the reference registry's host:port while it runs."""
+    binary = ensure_installed()
+    backend.create_bucket(BUCKET)
+    port = _free_port()
+    with tempfile.TemporaryDirectory(prefix="bench-reference-") as workdir:
+        config = Path(workdir) / "config.yml"
+        config.write_text(CONFIG.format(endpoint=backend.endpoint, bucket=BUCKET, port=port))
+        log_path = Path(workdir) / "registry.log"
+        # Its Go S3 client fails on the AWS_CA_BUNDLE these machines set: start it without.
+        env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+        with log_path.open("wb") as log:
+            process = subprocess.Popen([binary, "serve", str(config)], env=env, stdout=log,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + START_SECONDS
+            while not _answers(port):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{BINARY} did not start:\n{log_path.read_text(errors='replace')}")
+                time.sleep(0.1)
+            yield f"127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
