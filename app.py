@@ -3,13 +3,14 @@ dispatcher; with auth on, an authorizer stands in front of `/v2` (chalicelib/aut
 
 from typing import Any
 
-from chalice import Chalice
-from chalice.app import AuthRequest
+from chalice import Chalice, Rate
+from chalice.app import AuthRequest, CloudWatchEvent
 
 from chalicelib.api.dispatch import handle
 from chalicelib.api.request import RegistryRequest
 from chalicelib.api.routes import METHODS
 from chalicelib.auth import gateway
+from chalicelib.lifecycle.jobs import Housekeeping, time_left
 from chalicelib.registry import Registry
 from chalicelib.settings import Settings
 from chalicelib.telemetry import Telemetry
@@ -57,3 +58,17 @@ def token() -> object:
 @app.route("/v2/{proxy+}", methods=METHODS, content_types=["*/*"], authorizer=_guard)
 def registry_api() -> object:
     return _dispatch()
+
+
+# Storage lifecycle (docs/lifecycle.md): each is a Lambda of its own, with its own clients.
+housekeeping = Housekeeping.build(registry.settings)
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS))
+def purge_uploads(event: CloudWatchEvent) -> dict[str, Any]:
+    return housekeeping.scheduled_purge(time_left(event.context))
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS))
+def collect_garbage(event: CloudWatchEvent) -> dict[str, Any]:
+    return housekeeping.scheduled_collection(time_left(event.context))

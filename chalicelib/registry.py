@@ -37,5 +37,5 @@ class Registry:
                 return str(secret["SecretString"]).encode("utf-8")
             return accounts.signing_key()
 
-        return cls(settings, blobs, meta, Uploads(blobs, meta), Manifests(blobs, meta), accounts,
+        return cls(settings, blobs, meta, Uploads(blobs, meta), Manifests(blobs, meta, settings.lifecycle), accounts,
                    Authenticator(settings, accounts, signing_key))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from chalicelib.lifecycle.policy import Lifecycle
 
 AUTH_MODES = ("none", "basic", "token")
 
@@ -19,6 +21,7 @@ class Settings:
     public_url: str | None = None  # where clients reach the registry; else taken from each request
     token_ttl: int = 300
     signing_secret_id: str | None = None  # Secrets Manager secret holding the token signing key
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)  # retention, immutability, purge, GC, delete switches
 
     def __post_init__(self) -> None:
         if self.auth_mode not in AUTH_MODES:
@@ -36,4 +39,5 @@ class Settings:
             public_url=os.environ.get("BERTH_PUBLIC_URL") or None,
             token_ttl=int(os.environ.get("BERTH_TOKEN_TTL", "300")),
             signing_secret_id=os.environ.get("BERTH_SIGNING_SECRET_ID") or None,
+            lifecycle=Lifecycle.from_env(os.environ),
         )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from chalicelib.api.errors import Oci, RegistryError
 from chalicelib.digest.digests import Digest, looks_like_digest
+from chalicelib.lifecycle.policy import Lifecycle
 from chalicelib.manifests.parse import Manifest, parse_manifest
 from chalicelib.naming import check_tag, valid_tag
-from chalicelib.storage.dynamo import MetadataStore
+from chalicelib.storage.dynamo import MetadataStore, MissingBlobs, TagTaken
 from chalicelib.storage.records import ManifestRecord
 from chalicelib.storage.s3 import BlobStore
 
@@ -17,13 +19,16 @@ INLINE_LIMIT = 256 * 1024
 
 
 def manifest_key(digest: Digest) -> str:
-    return f"manifests/{digest.algorithm}/{digest.hex}"
+    """Unique per push, like blob keys: deleting one repository's manifest (or a push that
+    turns out to be a repeat) can then remove its object without touching anyone else's."""
+    return f"manifests/{digest.algorithm}/{digest.hex}.{uuid.uuid4().hex[:12]}"
 
 
 class Manifests:
-    def __init__(self, blobs: BlobStore, meta: MetadataStore) -> None:
+    def __init__(self, blobs: BlobStore, meta: MetadataStore, lifecycle: Lifecycle | None = None) -> None:
         self._blobs = blobs
         self._meta = meta
+        self._lifecycle = lifecycle or Lifecycle()
 
     def put(self, repo: str, reference: str, body: bytes, content_type: str | None) -> tuple[ManifestRecord, Manifest]:
         manifest = parse_manifest(body, content_type)
@@ -36,28 +41,41 @@ class Manifests:
         else:
             tag = check_tag(reference)
             digest = Digest.of(body)
-        self._check_references(repo, manifest)
+        self._check_children(repo, manifest)
         inline = len(body) <= INLINE_LIMIT
-        if not inline:
-            self._blobs.put(manifest_key(digest), body)
+        body_key = None if inline else manifest_key(digest)
+        if body_key:
+            self._blobs.put(body_key, body)
         record = ManifestRecord(
             digest=str(digest),
             media_type=manifest.media_type,
             size=len(body),
             body=body if inline else None,
-            body_key=None if inline else manifest_key(digest),
+            body_key=body_key,
             subject=str(manifest.subject.digest) if manifest.subject else None,
             artifact_type=manifest.referrer_artifact_type(),
             annotations=manifest.annotations,
         )
-        self._meta.put_manifest(repo, record, tag)
+        policy = self._lifecycle.policy_for(repo)
+        new = False
+        try:
+            new = self._meta.put_manifest(repo, record, tag, [str(d.digest) for d in manifest.blobs],
+                                          immutable_tag=bool(tag and policy and policy.tag_is_immutable(tag)))
+        except TagTaken as taken:
+            raise RegistryError(
+                Oci.DENIED, f"tag {taken.tag} is immutable in this repository and names another manifest; "
+                "push under a new tag", detail={"tag": taken.tag, "digest": taken.digest}) from None
+        except MissingBlobs as gone:
+            raise RegistryError(Oci.MANIFEST_BLOB_UNKNOWN, "manifest references blobs not in this repository",
+                                detail={"digests": gone.digests}) from None
+        finally:
+            if body_key and not new:
+                self._blobs.delete([body_key])  # the stored manifest keeps its own copy
         return record, manifest
 
-    def _check_references(self, repo: str, manifest: Manifest) -> None:
-        missing_blobs = self._meta.missing_links(repo, [str(d.digest) for d in manifest.blobs])
-        if missing_blobs:
-            raise RegistryError(Oci.MANIFEST_BLOB_UNKNOWN, "manifest references blobs not in this repository",
-                                detail={"digests": missing_blobs})
+    def _check_children(self, repo: str, manifest: Manifest) -> None:
+        """An index's manifests must be in the repository. (An image's blobs are checked by
+        the transaction that stores it and counts them: see MetadataStore.put_manifest.)"""
         missing_children = self._meta.missing_manifests(repo, [str(d.digest) for d in manifest.children])
         if missing_children:
             raise RegistryError(Oci.MANIFEST_BLOB_UNKNOWN, "index references manifests not in this repository",
@@ -83,9 +101,24 @@ class Manifests:
             if not (valid_tag(reference) and self._meta.delete_tag(repo, reference)):
                 raise RegistryError(Oci.MANIFEST_UNKNOWN, detail={"reference": reference})
             return
-        record = self.find(repo, reference)
-        if not self._meta.delete_manifest(repo, record):
+        if not self.remove(repo, self.find(repo, reference)):
             raise RegistryError(Oci.MANIFEST_UNKNOWN, detail={"reference": reference})
+
+    def remove(self, repo: str, record: ManifestRecord, pushed: int | None = None) -> bool:
+        """Delete a manifest and count its blobs out (with `pushed`: unless pushed again since);
+        False when it was deleted or pushed concurrently."""
+        if not self._meta.delete_manifest(repo, record, self.blobs_of(record), pushed):
+            return False
+        if record.body_key:
+            self._blobs.delete([record.body_key])
+        return True
+
+    def parsed(self, record: ManifestRecord) -> Manifest:
+        """A stored manifest, parsed again (it was valid when pushed)."""
+        return parse_manifest(self.body(record), record.media_type)
+
+    def blobs_of(self, record: ManifestRecord) -> list[str]:
+        return [str(d.digest) for d in self.parsed(record).blobs]
 
     def referrers(self, repo: str, subject: Digest, artifact_type: str | None) -> list[dict[str, Any]]:
         descriptors = []

@@ -5,16 +5,38 @@ transaction."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from chalicelib.lifecycle.policy import HOUR, UPLOAD_TTL_HOURS
 from chalicelib.storage.records import BlobRecord, ManifestRecord, Page
-from chalicelib.storage.table import Table, from_item, to_item
+from chalicelib.storage.table import FAILED, TRANSACTION_LIMIT, Table, cancellation_reasons, from_item, to_item
 from chalicelib.uploads.state import Piece, UploadState
 
 CATALOG = "catalog"
-UPLOAD_TTL_SECONDS = 7 * 24 * 3600  # a backstop only: the purge job does the real clean-up
-_TRANSACTION_LIMIT = 100
+UPLOAD_TTL_SECONDS = UPLOAD_TTL_HOURS * HOUR  # a backstop only: the purge job does the real clean-up
+_PUSH_ATTEMPTS = 5
+TOMBSTONE = "doomed#"  # pk prefix of a removed-but-not-yet-deleted blob copy (see promote)
+# A blob record may be counted or linked only while it exists and the collector is not
+# removing it (docs/lifecycle.md).
+_BLOB_USABLE = "attribute_exists(pk) AND attribute_not_exists(doomed)"
+
+
+class MissingBlobs(Exception):
+    """Blobs a manifest references are not (or no longer) stored and linked in its repository."""
+
+    def __init__(self, digests: list[str]) -> None:
+        super().__init__(", ".join(digests))
+        self.digests = digests
+
+
+class TagTaken(Exception):
+    """An immutable tag already names another manifest."""
+
+    def __init__(self, tag: str, digest: str | None) -> None:
+        super().__init__(tag)
+        self.tag = tag
+        self.digest = digest
 
 
 def repo_pk(repo: str) -> str:
@@ -63,8 +85,10 @@ class MetadataStore(Table):
 
     def get_upload(self, uuid: str) -> UploadState | None:
         item = self._get(upload_pk(uuid), "upload")
-        if item is None:
-            return None
+        return self.upload_state(uuid, item) if item else None
+
+    @staticmethod
+    def upload_state(uuid: str, item: dict[str, Any]) -> UploadState:
         return UploadState(
             uuid=uuid,
             repo=item["repo"],
@@ -109,11 +133,18 @@ class MetadataStore(Table):
     def delete_upload(self, uuid: str) -> bool:
         return self._delete_existing(upload_pk(uuid), "upload")
 
+    def retire_upload(self, state: UploadState) -> bool:
+        """Delete the upload only if no chunk committed since `state` was read."""
+        delete = dict(self._upload_delete(state)["Delete"])
+        del delete["TableName"]
+        return self._conditionally("delete_item", **delete)
+
     # ---- blobs ---------------------------------------------------------------------------
 
     def get_blob(self, digest: str) -> BlobRecord | None:
+        """The stored blob; None also while the collector is removing it."""
         item = self._get(blob_pk(digest), "blob")
-        return BlobRecord(digest, item["key"], item["size"]) if item else None
+        return BlobRecord(digest, item["key"], item["size"]) if item and "doomed" not in item else None
 
     def get_link(self, repo: str, digest: str) -> BlobRecord | None:
         """The repository's link carries key and size, so a blob GET or HEAD is one read."""
@@ -125,11 +156,56 @@ class MetadataStore(Table):
                   "created": int(time.time())}
         return {"Put": {"TableName": self.table, "Item": to_item(values)}}
 
-    def link(self, repo: str, blob: BlobRecord) -> None:
-        self._db.put_item(**self._link_put(repo, blob)["Put"])
-
     def unlink(self, repo: str, digest: str) -> bool:
+        """Remove the repository's link and the repository from the blob's `repos`."""
+        link = {"Delete": {"TableName": self.table, "Key": to_item({"pk": repo_pk(repo), "sk": f"link#{digest}"}),
+                           "ConditionExpression": "attribute_exists(pk)"}}
+        forget = self._blob_update(digest, "DELETE repos :repos", "attribute_exists(pk)", {":repos": {repo}})
+        try:
+            self._transact([link, forget])
+            return True
+        except self._db.exceptions.TransactionCanceledException as error:
+            reasons = cancellation_reasons(error)
+        if reasons[0] == FAILED:
+            return False
+        # No blob record (being collected): the link goes alone.
         return self._delete_existing(repo_pk(repo), f"link#{digest}")
+
+    def _blob_update(self, digest: str, expression: str, condition: str, values: dict[str, Any]) -> dict[str, Any]:
+        update = {"TableName": self.table, "Key": to_item({"pk": blob_pk(digest), "sk": "blob"}),
+                  "UpdateExpression": expression, "ConditionExpression": condition,
+                  "ExpressionAttributeValues": to_item(values)}
+        if "#key" in condition:
+            update["ExpressionAttributeNames"] = {"#key": "key"}
+        return {"Update": update}
+
+    def _references(self, repo: str, digests: Sequence[str], delta: int) -> list[dict[str, Any]]:
+        """Count a manifest's blobs in (+1) or out (-1). Counting in needs each blob usable and
+        linked in the repository, so a blob the collector took fails the push instead of
+        leaving a manifest that points at nothing."""
+        if delta < 0:
+            return [self._blob_update(d, "ADD refs :delta", "attribute_exists(pk)", {":delta": delta})
+                    for d in digests]
+        values = {":delta": delta, ":now": int(time.time()), ":repo": repo}
+        return [self._blob_update(d, "ADD refs :delta SET touched = :now",
+                                  f"{_BLOB_USABLE} AND contains(repos, :repo)", values) for d in digests]
+
+    def _count_early(self, repo: str, digests: list[str]) -> None:
+        """Count in the blobs that do not fit the manifest's own transaction, before it. Should
+        that transaction then not happen, the blobs are counted out again; a crash in between
+        over-counts, which keeps blobs too long but never loses one."""
+        counted: list[str] = []
+        for start in range(0, len(digests), TRANSACTION_LIMIT):
+            batch = digests[start : start + TRANSACTION_LIMIT]
+            try:
+                self._transact(self._references(repo, batch, +1))
+            except self._db.exceptions.TransactionCanceledException as error:
+                missing = [d for d, r in zip(batch, cancellation_reasons(error), strict=False) if r == FAILED]
+                self._transact_all(self._references(repo, counted, -1))
+                if missing:
+                    raise MissingBlobs(missing) from None
+                raise
+            counted += batch
 
     def promote(self, repo: str, blob: BlobRecord, upload: UploadState | None) -> str:
         """Record a verified blob, link it into `repo` and retire the upload, all or nothing.
@@ -137,27 +213,46 @@ class MetadataStore(Table):
         Returns "created", "exists" (another push of the same digest won; our object is
         surplus) or "upload-gone" (the upload was finished or cancelled concurrently).
         """
-        blob_put = {
-            "Put": {
-                "TableName": self.table,
-                "Item": to_item({"pk": blob_pk(blob.digest), "sk": "blob", "key": blob.key, "size": blob.size,
-                                  "created": int(time.time())}),
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-        }
-        actions = [blob_put, self._link_put(repo, blob)]
-        if upload is not None:
-            actions.append(self._upload_delete(upload))
-        try:
-            self._transact(actions)
-            return "created"
-        except self._db.exceptions.TransactionCanceledException as error:
-            reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
-        if upload is not None and len(reasons) > 2 and reasons[2] == "ConditionalCheckFailed":
-            return "upload-gone"
-        if reasons and reasons[0] == "ConditionalCheckFailed":
-            return "exists"
-        raise RuntimeError(f"promote transaction cancelled: {reasons}")
+        replacing: dict[str, Any] | None = None
+        for _ in range(_PUSH_ATTEMPTS):
+            actions = [self._blob_put(repo, blob, replacing), self._link_put(repo, blob)]
+            if upload is not None:
+                actions.append(self._upload_delete(upload))
+            if replacing is not None:
+                actions.append(self._put(self._tombstone(replacing)))
+            try:
+                self._transact(actions)
+                return "created"
+            except self._db.exceptions.TransactionCanceledException as error:
+                reasons = cancellation_reasons(error)
+            if upload is not None and reasons[2] == FAILED:
+                return "upload-gone"
+            if reasons[0] != FAILED:
+                raise RuntimeError(f"promote transaction cancelled: {reasons}")
+            replacing = self._get(blob_pk(blob.digest), "blob")
+            if replacing is not None and "doomed" not in replacing:
+                return "exists"
+        raise RuntimeError(f"blob {blob.digest} kept changing while promoted")
+
+    def _blob_put(self, repo: str, blob: BlobRecord, replacing: dict[str, Any] | None) -> dict[str, Any]:
+        now = int(time.time())
+        values = {"pk": blob_pk(blob.digest), "sk": "blob", "key": blob.key, "size": blob.size, "created": now,
+                  "touched": now, "refs": 0, "repos": {repo}}
+        if replacing is None:
+            return self._put(values, "attribute_not_exists(pk)")
+        # The copy the collector is removing gives way to ours.
+        action = self._put(values, "attribute_exists(doomed) AND #key = :key")
+        action["Put"].update(ExpressionAttributeNames={"#key": "key"},
+                             ExpressionAttributeValues=to_item({":key": replacing["key"]}))
+        return action
+
+    @staticmethod
+    def _tombstone(doomed: dict[str, Any]) -> dict[str, Any]:
+        """What the collector needs to finish removing a copy whose record a new push took
+        over, should it have stopped half-way: the old key and the repositories linking it."""
+        digest = doomed["pk"].split("#", 1)[1]
+        return {"pk": f"{TOMBSTONE}{digest}", "sk": doomed["key"], "key": doomed["key"], "size": doomed["size"],
+                "repos": doomed.get("repos") or None}
 
     def _upload_delete(self, upload: UploadState) -> dict[str, Any]:
         return {
@@ -170,19 +265,28 @@ class MetadataStore(Table):
             }
         }
 
-    def link_and_retire(self, repo: str, blob: BlobRecord, upload: UploadState | None) -> bool:
-        """Link an already stored blob and retire the upload that pushed it again."""
-        actions = [self._link_put(repo, blob)]
+    def link_existing(self, repo: str, blob: BlobRecord, upload: UploadState | None) -> str:
+        """Link a stored blob into `repo` (a mount, or a push of bytes already stored), mark it
+        touched for the collector's grace period, and retire the upload if there is one.
+
+        Returns "linked", "blob-gone" (the collector is removing or has removed it, or the
+        record now holds another key) or "upload-gone".
+        """
+        touch = self._blob_update(blob.digest, "SET touched = :now ADD repos :repos", f"{_BLOB_USABLE} AND #key = :key",
+                                  {":now": int(time.time()), ":repos": {repo}, ":key": blob.key})
+        actions = [touch, self._link_put(repo, blob)]
         if upload is not None:
             actions.append(self._upload_delete(upload))
         try:
             self._transact(actions)
-        except self._db.exceptions.TransactionCanceledException:
-            return False
-        return True
-
-    def missing_links(self, repo: str, digests: Iterable[str]) -> list[str]:
-        return self._missing(repo, [f"link#{d}" for d in digests])
+            return "linked"
+        except self._db.exceptions.TransactionCanceledException as error:
+            reasons = cancellation_reasons(error)
+        if reasons[0] == FAILED:
+            return "blob-gone"
+        if upload is not None and reasons[2] == FAILED:
+            return "upload-gone"
+        raise RuntimeError(f"link transaction cancelled: {reasons}")
 
     def missing_manifests(self, repo: str, digests: Iterable[str]) -> list[str]:
         return self._missing(repo, [f"manifest#{d}" for d in digests])
@@ -225,23 +329,112 @@ class MetadataStore(Table):
             subject=item.get("subject"),
             artifact_type=item.get("artifact_type"),
             annotations=item.get("annotations"),
+            created=item.get("created"),
         )
 
-    def put_manifest(self, repo: str, record: ManifestRecord, tag: str | None) -> None:
-        """Manifest, its tag (carrying a copy, so GET by tag is one read), its referrer entry
-        and the catalog entry, in one transaction."""
+    def _put(self, values: dict[str, Any], condition: str | None = None) -> dict[str, Any]:
+        put: dict[str, Any] = {"TableName": self.table, "Item": to_item(values)}
+        if condition:
+            put["ConditionExpression"] = condition
+        return {"Put": put}
+
+    def _tag_put(self, repo: str, tag: str, values: dict[str, Any], immutable: bool) -> dict[str, Any]:
+        action = self._put({"pk": repo_pk(repo), "sk": tag_sk(tag), **values})
+        if immutable:
+            # Race-free immutability: the tag is written only if absent or naming this digest.
+            action["Put"].update(ConditionExpression="attribute_not_exists(pk) OR #digest = :digest",
+                                 ExpressionAttributeNames={"#digest": "digest"},
+                                 ExpressionAttributeValues=to_item({":digest": values["digest"]}))
+        return action
+
+    def _tag_taken(self, repo: str, tag: str) -> TagTaken:
+        current = self.get_tag(repo, tag)
+        return TagTaken(tag, current.digest if current else None)
+
+    def put_manifest(self, repo: str, record: ManifestRecord, tag: str | None, blobs: Sequence[str] = (),
+                     immutable_tag: bool = False) -> bool:
+        """Store a pushed manifest with its tag (a copy, so GET by tag is one read), referrer
+        and catalog entries. A manifest new to the repository counts its `blobs` in, in the
+        same transaction; one already there is not counted again: only its push time and the
+        tag change. Returns whether it was new.
+
+        Raises MissingBlobs when a blob is gone or unlinked, TagTaken when `immutable_tag` and
+        the tag names another digest.
+        """
+        blobs = list(dict.fromkeys(blobs))
+        for _ in range(_PUSH_ATTEMPTS):
+            if self._put_new_manifest(repo, record, tag, blobs, immutable_tag):
+                return True
+            stored = self._get(repo_pk(repo), f"manifest#{record.digest}")
+            if stored is not None and self._push_again(repo, stored, tag, immutable_tag):
+                return False
+        raise RuntimeError(f"manifest {record.digest} kept being deleted while pushed")
+
+    def _put_new_manifest(self, repo: str, record: ManifestRecord, tag: str | None, blobs: list[str],
+                          immutable_tag: bool) -> bool:
+        """False when the manifest is already in the repository."""
+        pk, sk = repo_pk(repo), f"manifest#{record.digest}"
         values = self._manifest_values(record)
-        items = [{"pk": repo_pk(repo), "sk": f"manifest#{record.digest}", **values}]
+        actions = [self._put({"pk": pk, "sk": sk, **values}, "attribute_not_exists(pk)")]
         if tag is not None:
-            items.append({"pk": repo_pk(repo), "sk": tag_sk(tag), **values})
+            actions.append(self._tag_put(repo, tag, values, immutable_tag))
         if record.subject:
-            items.append({
-                "pk": repo_pk(repo), "sk": f"referrer#{record.subject}#{record.digest}",
+            actions.append(self._put({
+                "pk": pk, "sk": f"referrer#{record.subject}#{record.digest}",
                 "digest": record.digest, "media_type": record.media_type, "size": record.size,
                 "artifact_type": record.artifact_type, "annotations": record.annotations,
-            })
-        items.append({"pk": CATALOG, "sk": repo_pk(repo)})
-        self._transact([{"Put": {"TableName": self.table, "Item": to_item(i)}} for i in items])
+            }))
+        actions.append(self._put({"pk": CATALOG, "sk": pk}))
+        room = TRANSACTION_LIMIT - len(actions)
+        inline, early = blobs[:room], blobs[room:]
+        if early:
+            if self._get(pk, sk) is not None:
+                return False
+            self._count_early(repo, early)
+        counting = self._references(repo, inline, +1)
+        try:
+            self._transact(actions + counting)
+            return True
+        except self._db.exceptions.TransactionCanceledException as error:
+            reasons = cancellation_reasons(error)
+        self._transact_all(self._references(repo, early, -1))
+        if reasons[0] == FAILED:
+            return False
+        if tag is not None and reasons[1] == FAILED:
+            raise self._tag_taken(repo, tag)
+        missing = [d for d, r in zip(inline, reasons[len(actions):], strict=False) if r == FAILED]
+        if missing:
+            raise MissingBlobs(missing)
+        raise RuntimeError(f"manifest transaction cancelled: {reasons}")
+
+    def _push_again(self, repo: str, stored: dict[str, Any], tag: str | None, immutable_tag: bool) -> bool:
+        """A push of a manifest the repository holds: refresh its push time and (re)write the
+        tag with a copy of the stored item. False if the stored item changed meanwhile."""
+        pk = repo_pk(repo)
+        values = self._manifest_values(self._manifest(stored))
+        same_body = "#body_key = :body_key" if stored.get("body_key") else "attribute_not_exists(#body_key)"
+        touch = {"Update": {
+            "TableName": self.table, "Key": to_item({"pk": pk, "sk": f"manifest#{stored['digest']}"}),
+            "UpdateExpression": "SET #created = :now",
+            "ConditionExpression": f"#created = :created AND {same_body}",
+            "ExpressionAttributeNames": {"#created": "created", "#body_key": "body_key"},
+            "ExpressionAttributeValues": to_item({":now": values["created"], ":created": stored.get("created"),
+                                                  ":body_key": stored.get("body_key")}),
+        }}
+        actions = [touch]
+        if tag is not None:
+            actions.append(self._tag_put(repo, tag, values, immutable_tag))
+        actions.append(self._put({"pk": CATALOG, "sk": pk}))
+        try:
+            self._transact(actions)
+            return True
+        except self._db.exceptions.TransactionCanceledException as error:
+            reasons = cancellation_reasons(error)
+        if reasons[0] == FAILED:
+            return False
+        if tag is not None and reasons[1] == FAILED:
+            raise self._tag_taken(repo, tag)
+        raise RuntimeError(f"manifest transaction cancelled: {reasons}")
 
     def get_manifest(self, repo: str, digest: str) -> ManifestRecord | None:
         item = self._get(repo_pk(repo), f"manifest#{digest}")
@@ -254,8 +447,11 @@ class MetadataStore(Table):
     def delete_tag(self, repo: str, tag: str) -> bool:
         return self._delete_existing(repo_pk(repo), tag_sk(tag))
 
-    def delete_manifest(self, repo: str, record: ManifestRecord) -> bool:
-        """Delete a manifest, the tags that still point at it, and its referrer entry."""
+    def delete_manifest(self, repo: str, record: ManifestRecord, blobs: Sequence[str] = (),
+                        pushed: int | None = None) -> bool:
+        """Delete a manifest, the tags that still point at it, and its referrer entry, and
+        count its `blobs` out. With `pushed`: only if it was not pushed again since then (the
+        collector's retention must not remove a manifest someone has just tagged)."""
         pk = repo_pk(repo)
         tags = [
             item["sk"]
@@ -269,7 +465,13 @@ class MetadataStore(Table):
                 "ConditionExpression": "attribute_exists(pk)",
             }
         }
-        actions = [first]
+        if pushed is not None:
+            first["Delete"].update(ConditionExpression="#created = :pushed",
+                                   ExpressionAttributeNames={"#created": "created"},
+                                   ExpressionAttributeValues=to_item({":pushed": pushed}))
+        # Counted out with the delete itself where they fit: should later batches not run,
+        # blobs stay over-counted (kept too long), never under-counted (lost).
+        actions = [first] + self._references(repo, list(dict.fromkeys(blobs)), -1)
         for sk in tags:
             # Only if the tag still names this manifest: a concurrent re-tag wins.
             actions.append({"Delete": {
@@ -282,22 +484,9 @@ class MetadataStore(Table):
         if record.subject:
             referrer = {"pk": pk, "sk": f"referrer#{record.subject}#{record.digest}"}
             actions.append({"Delete": {"TableName": self.table, "Key": to_item(referrer)}})
-        for start in range(0, len(actions), _TRANSACTION_LIMIT):
-            batch = actions[start : start + _TRANSACTION_LIMIT]
-            while batch:
-                try:
-                    self._transact(batch)
-                    break
-                except self._db.exceptions.TransactionCanceledException as error:
-                    reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
-                if start == 0 and batch[0] is first and reasons[0] == "ConditionalCheckFailed":
-                    return False  # deleted concurrently
-                # Tags re-pointed meanwhile keep their new target: retry without them.
-                kept = [a for a, r in zip(batch, reasons, strict=False) if r != "ConditionalCheckFailed"]
-                if len(kept) == len(batch):
-                    raise RuntimeError(f"manifest delete cancelled: {reasons}")
-                batch = kept
-        return True
+        # False when deleted (or pushed again) concurrently; tags re-pointed meanwhile keep
+        # their new target.
+        return self._transact_all(actions, first_required=True)
 
     def list_tags(self, repo: str, limit: int, last: str | None) -> Page:
         return self._page(repo_pk(repo), "tag#", tag_sk, limit, last)

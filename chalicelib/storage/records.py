@@ -24,6 +24,7 @@ class ManifestRecord:
     subject: str | None = None
     artifact_type: str | None = None
     annotations: dict[str, str] | None = None
+    created: int | None = None  # when it was last pushed (epoch seconds)
 
 
 @dataclass(frozen=True)

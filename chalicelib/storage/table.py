@@ -6,12 +6,18 @@ One table, string keys `pk`/`sk` (layout in docs/architecture.md). Stores for ea
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
 from chalicelib.storage.clients import AwsClients
+
+TRANSACTION_LIMIT = 100
+FAILED = "ConditionalCheckFailed"
+_CONFLICT_RETRIES = 8
 
 
 @lru_cache(maxsize=1)
@@ -92,4 +98,39 @@ class Table:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _transact(self, actions: list[dict[str, Any]]) -> None:
-        self._db.transact_write_items(TransactItems=actions)
+        """One transaction. Concurrent pushes of images that share layers write the same blob
+        items (reference counts), which DynamoDB answers with TransactionConflict: retried."""
+        for attempt in range(_CONFLICT_RETRIES):
+            try:
+                self._db.transact_write_items(TransactItems=actions)
+                return
+            except self._db.exceptions.TransactionCanceledException as error:
+                reasons = cancellation_reasons(error)
+                if FAILED in reasons or "TransactionConflict" not in reasons or attempt == _CONFLICT_RETRIES - 1:
+                    raise
+            time.sleep(random.uniform(0, 0.02 * 2**attempt))
+
+    def _transact_all(self, actions: list[dict[str, Any]], first_required: bool = False) -> bool:
+        """Run actions in transactions of at most 100, dropping those whose condition fails
+        (each is a no-op by design when it does), except the first if `first_required`:
+        then nothing runs and the answer is False."""
+        for start in range(0, len(actions), TRANSACTION_LIMIT):
+            batch = actions[start : start + TRANSACTION_LIMIT]
+            while batch:
+                try:
+                    self._transact(batch)
+                    break
+                except self._db.exceptions.TransactionCanceledException as error:
+                    reasons = cancellation_reasons(error)
+                if first_required and batch[0] is actions[0] and reasons[0] == FAILED:
+                    return False
+                kept = [a for a, r in zip(batch, reasons, strict=False) if r != FAILED]
+                if len(kept) == len(batch):
+                    raise RuntimeError(f"transaction cancelled: {reasons}")
+                batch = kept
+        return True
+
+
+def cancellation_reasons(error: Any) -> list[str | None]:
+    """Why a transaction was cancelled, one code per action (None where it would have passed)."""
+    return [r.get("Code") for r in error.response.get("CancellationReasons", [])]

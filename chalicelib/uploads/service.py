@@ -8,7 +8,7 @@ the object stays where the upload wrote it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from chalicelib.api.errors import Oci, RegistryError
 from chalicelib.digest import resumable
@@ -17,6 +17,8 @@ from chalicelib.storage.dynamo import MetadataStore
 from chalicelib.storage.records import BlobRecord
 from chalicelib.storage.s3 import BlobStore, MissingObject
 from chalicelib.uploads.state import MAX_PARTS, Piece, UploadState, range_header, valid_uuid
+
+_PROMOTE_ATTEMPTS = 5
 
 
 def upload_location(repo: str, uuid: str) -> str:
@@ -49,10 +51,19 @@ class Uploads:
             raise RegistryError(Oci.BLOB_UPLOAD_UNKNOWN, detail={"uuid": state.uuid})
         self._discard_bytes(state)
 
-    def _discard_bytes(self, state: UploadState) -> None:
+    def abandon(self, state: UploadState) -> bool:
+        """Drop an upload nobody moved since `state` was read (the purge); False if it moved."""
+        if not self._meta.retire_upload(state):
+            return False
+        # A finish that died between assembling the blob and promoting it left the object at
+        # `object_key`; with the record retired, no promotion can ever refer to it.
+        self._discard_bytes(state, also=[state.object_key])
+        return True
+
+    def _discard_bytes(self, state: UploadState, also: Sequence[str] = ()) -> None:
         if state.multipart_id:
             self._blobs.abort_multipart(state.object_key, state.multipart_id)
-        self._blobs.delete([p.key for p in state.pieces])
+        self._blobs.delete([p.key for p in state.pieces] + list(also))
 
     # ---- chunks --------------------------------------------------------------------------
 
@@ -132,29 +143,43 @@ class Uploads:
         existing = self._meta.get_blob(str(digest))
         if existing is not None and verified:
             # Same bytes are already stored: link them, keep nothing of this upload.
-            if not self._meta.link_and_retire(state.repo, existing, upload):
+            outcome = self._meta.link_existing(state.repo, existing, upload)
+            if outcome == "upload-gone":
                 raise RegistryError(Oci.BLOB_UPLOAD_UNKNOWN, detail={"uuid": state.uuid})
-            self._discard_bytes(state)
-            return existing
+            if outcome == "linked":
+                self._discard_bytes(state)
+                return existing
+            # "blob-gone": the collector took the stored copy meanwhile; store ours.
         key, surplus = self._assemble(state, data)
         if not verified and not self._verify_stored(key, digest):
             self._blobs.delete([key] + surplus)
             self._reject(upload, digest)
-        blob = BlobRecord(str(digest), key, size)
-        outcome = self._meta.promote(state.repo, blob, upload)
-        if outcome == "upload-gone":
-            # A concurrent finish of this same upload: it wins; ours stored nothing new
-            # unless its link is missing.
-            winner = self._meta.get_link(state.repo, str(digest))
-            if winner is None:
-                raise RegistryError(Oci.BLOB_UPLOAD_UNKNOWN, detail={"uuid": state.uuid})
-            return winner
-        if outcome == "exists":
-            blob = self._meta.get_blob(str(digest)) or blob
-            self._meta.link_and_retire(state.repo, blob, upload)
-            surplus.append(key)
-        self._blobs.delete(surplus)
-        return blob
+        return self._promote(state, BlobRecord(str(digest), key, size), upload, surplus)
+
+    def _promote(self, state: UploadState, blob: BlobRecord, upload: UploadState | None,
+                 surplus: list[str]) -> BlobRecord:
+        """Record the assembled blob, or link the copy a concurrent push stored first."""
+        for _ in range(_PROMOTE_ATTEMPTS):
+            outcome = self._meta.promote(state.repo, blob, upload)
+            if outcome == "created":
+                self._blobs.delete(surplus)
+                return blob
+            stored = self._meta.get_blob(blob.digest)
+            if outcome == "upload-gone":
+                # A concurrent finish (or the purge) retired this upload first. Our object is
+                # surplus unless that finish recorded this very object.
+                if stored is None or stored.key != blob.key:
+                    self._blobs.delete([blob.key] + surplus)
+                winner = self._meta.get_link(state.repo, blob.digest)
+                if winner is None:
+                    raise RegistryError(Oci.BLOB_UPLOAD_UNKNOWN, detail={"uuid": state.uuid})
+                return winner
+            # "exists": another push of these bytes won; link its copy unless the collector
+            # is taking it, in which case ours can take its place.
+            if stored is not None and self._meta.link_existing(state.repo, stored, upload) != "blob-gone":
+                self._blobs.delete(surplus + ([blob.key] if stored.key != blob.key else []))
+                return stored
+        raise RuntimeError(f"blob {blob.digest} kept being collected while pushed")
 
     def _verify_from_state(self, state: UploadState, digest: Digest, data: bytes) -> bool | None:
         """True/False when the digest can be checked without reading S3; None otherwise."""
@@ -200,7 +225,6 @@ class Uploads:
     def mount(self, repo: str, digest: Digest, source: str | None) -> BlobRecord | None:
         """Link a blob from `source` (or, with no source, from anywhere) without copying."""
         blob = self._meta.get_link(source, str(digest)) if source else self._meta.get_blob(str(digest))
-        if blob is None:
+        if blob is None or self._meta.link_existing(repo, blob, None) != "linked":
             return None
-        self._meta.link(repo, blob)
         return blob

@@ -29,6 +29,8 @@ def head(req: RegistryRequest, reg: Registry) -> Response:
 
 
 def delete(req: RegistryRequest, reg: Registry) -> Response:
+    if not reg.settings.lifecycle.delete_blobs:
+        raise RegistryError(Oci.UNSUPPORTED, "blob deletion is disabled on this registry (BERTH_DELETE_BLOBS)")
     digest = str(Digest.parse(req.params["digest"]))
     if not reg.meta.unlink(req.params["name"], digest):
         raise RegistryError(Oci.BLOB_UNKNOWN, detail={"digest": digest})

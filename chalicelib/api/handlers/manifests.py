@@ -47,5 +47,7 @@ def put(req: RegistryRequest, reg: Registry) -> Response:
 
 
 def delete(req: RegistryRequest, reg: Registry) -> Response:
+    if not reg.settings.lifecycle.delete_manifests:
+        raise RegistryError(Oci.UNSUPPORTED, "manifest deletion is disabled on this registry (BERTH_DELETE_MANIFESTS)")
     reg.manifests.delete(req.params["name"], req.params["reference"])
     return empty(202)

@@ -1,0 +1,1 @@
+"""Storage lifecycle: retention rules, immutable tags, upload purge, garbage collection."""

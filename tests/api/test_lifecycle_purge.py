@@ -1,0 +1,108 @@
+"""Purge of abandoned uploads: mid-chunk (pieces), mid-multipart (an S3 multipart upload and
+pieces), and never a live one. (Uploads abandoned mid direct-to-S3 upload belong to the
+direct-upload path, docs/direct-upload.md, which does not exist yet.)"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+from chalicelib.lifecycle.purge import purge_uploads
+from tests.api.lifecycle_support import Lab
+from tests.helpers import MiB, digest_of, open_multipart_uploads, start_upload
+
+REPO = "team/app"
+CHUNK = 4 * MiB + 256 * 1024  # what one request carries: two of them fill an S3 part
+
+
+@pytest.fixture
+def lab(registry: Any, aws: Any, client: Any, monkeypatch: pytest.MonkeyPatch) -> Lab:
+    lab = Lab(registry, aws, client, monkeypatch)
+    lab.configure(upload_max_age_hours=24)
+    return lab
+
+
+def patch(lab: Lab, location: str, data: bytes, start: int) -> str:
+    response = lab.client.patch(location, body=data, headers={"Content-Range": f"{start}-{start + len(data) - 1}"})
+    assert response.status == 202, response.body
+    return str(response.header("Location"))
+
+
+def test_upload_abandoned_mid_chunk_loses_its_record_and_pieces(lab: Lab) -> None:
+    location = patch(lab, start_upload(lab.client, REPO), b"first chunk", 0)
+    assert len(lab.objects()) == 1  # the piece
+    assert lab.jobs.purge().uploads == 0  # a day has not passed
+    lab.clock.later(25)
+    report = lab.jobs.purge()
+    assert (report.uploads, report.bytes, report.complete) == (1, len(b"first chunk"), True)
+    assert lab.objects() == []
+    assert lab.client.patch(location, body=b"more").status == 404
+    assert lab.client.get(location).status == 404
+
+
+def test_upload_abandoned_mid_multipart_loses_its_s3_upload_and_pieces(lab: Lab) -> None:
+    location = start_upload(lab.client, REPO)
+    location = patch(lab, location, os.urandom(CHUNK), 0)
+    location = patch(lab, location, os.urandom(CHUNK), CHUNK)  # fills a part: the multipart upload starts
+    patch(lab, location, b"tail", 2 * CHUNK)  # a piece after the part
+    assert len(open_multipart_uploads(lab.aws, lab.bucket)) == 1 and len(lab.objects()) == 1
+    lab.clock.later(25)
+    assert lab.jobs.purge().uploads == 1
+    assert open_multipart_uploads(lab.aws, lab.bucket) == []
+    assert lab.objects() == []
+
+
+def test_uploads_idle_less_than_the_maximum_age_stay_and_finish(lab: Lab) -> None:
+    idle = patch(lab, start_upload(lab.client, REPO), b"idle", 0)
+    revived = patch(lab, start_upload(lab.client, "other/app"), b"re", 0)
+    lab.backdate(f"upload#{revived.rsplit('/', 1)[1]}", "upload", 48, "updated")
+    revived = patch(lab, revived, b"vived", 2)  # a chunk now: the age counts from here
+    lab.clock.later(23)
+    assert lab.jobs.purge().uploads == 0
+    assert lab.client.put(f"{idle}?digest={digest_of(b'idle')}").status == 201
+    assert lab.client.put(f"{revived}?digest={digest_of(b'revived')}").status == 201
+
+
+def test_a_chunk_that_commits_between_the_purges_read_and_delete_wins(lab: Lab) -> None:
+    location = patch(lab, start_upload(lab.client, REPO), b"abc", 0)
+    uuid = location.rsplit("/", 1)[1]
+    read = lab.registry.meta.get_upload(uuid)  # what the purge read
+    assert read is not None
+    location = patch(lab, location, b"def", 3)  # the client comes back meanwhile
+    assert not lab.jobs.uploads.abandon(read)
+    assert lab.client.put(f"{location}?digest={digest_of(b'abcdef')}").status == 201
+    assert lab.client.head(f"/v2/{REPO}/blobs/{digest_of(b'abcdef')}").status == 200
+
+
+def test_a_finish_that_crashed_after_assembling_leaves_nothing_behind(lab: Lab) -> None:
+    location = patch(lab, start_upload(lab.client, REPO), b"piece one", 0)
+    location = patch(lab, location, b"piece two", 9)
+    uuid = location.rsplit("/", 1)[1]
+    state = lab.registry.meta.get_upload(uuid)
+    assert state is not None
+    lab.registry.blobs.put(state.object_key, b"piece onepiece two")  # joined, then the Lambda died
+    lab.clock.later(25)
+    assert lab.jobs.purge().uploads == 1
+    assert lab.objects() == []
+
+
+def test_dry_run_purge_counts_and_keeps(lab: Lab) -> None:
+    patch(lab, start_upload(lab.client, REPO), b"abandoned", 0)
+    lab.clock.later(25)
+    lines: list[str] = []
+    report = lab.jobs.purge(dry_run=True, notify=lines.append)
+    assert (report.uploads, report.bytes) == (1, 9) and len(lines) == 1 and len(lab.objects()) == 1
+    assert lab.jobs.purge().uploads == 1
+
+
+def test_purge_stops_when_told_and_the_next_run_finishes(lab: Lab) -> None:
+    for i in range(3):
+        patch(lab, start_upload(lab.client, f"r/{i}"), b"x", 0)
+    lab.clock.later(25)
+    cutoff = int(lab.clock()) - lab.jobs.settings.lifecycle.upload_max_age
+    first = purge_uploads(lab.jobs.store, lab.jobs.uploads, cutoff, lambda: True, page_size=1)
+    assert not first.complete and first.uploads == 1
+    assert lab.jobs.purge().uploads == 2
+    assert lab.objects() == []
