@@ -4,7 +4,7 @@ dispatcher; with auth on, an authorizer stands in front of `/v2` (chalicelib/aut
 from typing import Any
 
 from chalice import Chalice, Rate
-from chalice.app import AuthRequest, CloudWatchEvent
+from chalice.app import AuthRequest, CloudWatchEvent, SQSEvent
 
 from chalicelib.api.dispatch import handle
 from chalicelib.api.request import RegistryRequest
@@ -14,6 +14,7 @@ from chalicelib.lifecycle.jobs import Housekeeping, time_left
 from chalicelib.registry import Registry
 from chalicelib.settings import Settings
 from chalicelib.telemetry import Telemetry
+from chalicelib.uploads.verify import uploads_in
 
 app = Chalice(app_name="berth")
 # What Chalice itself treats as binary. The deployed API declares every body binary
@@ -72,3 +73,12 @@ def purge_uploads(event: CloudWatchEvent) -> dict[str, Any]:
 @app.schedule(Rate(1, unit=Rate.HOURS))
 def collect_garbage(event: CloudWatchEvent) -> dict[str, Any]:
     return housekeeping.scheduled_collection(time_left(event.context))
+
+
+# Direct uploads (docs/direct-upload.md): S3 reports each completed object to this queue.
+@app.on_sqs_message(queue=registry.settings.verify_queue, batch_size=1)
+def verify_blob(event: SQSEvent) -> None:
+    should_stop = time_left(event.context)
+    for record in event:
+        for uuid in uploads_in(record.body):
+            registry.verifier.run(uuid, should_stop)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from chalicelib.auth.authenticator import Authenticator
@@ -11,7 +12,9 @@ from chalicelib.storage.accounts import AccountStore
 from chalicelib.storage.clients import AwsClients
 from chalicelib.storage.dynamo import MetadataStore
 from chalicelib.storage.s3 import BlobStore
+from chalicelib.uploads.direct import DirectUploads
 from chalicelib.uploads.service import Uploads
+from chalicelib.uploads.verify import CONTINUE, Verifier
 
 
 @dataclass
@@ -23,6 +26,8 @@ class Registry:
     manifests: Manifests
     accounts: AccountStore
     auth: Authenticator
+    direct: DirectUploads
+    verifier: Verifier
 
     @classmethod
     def build(cls, settings: Settings, clients: AwsClients | None = None) -> Registry:
@@ -37,5 +42,12 @@ class Registry:
                 return str(secret["SecretString"]).encode("utf-8")
             return accounts.signing_key()
 
-        return cls(settings, blobs, meta, Uploads(blobs, meta), Manifests(blobs, meta, settings.lifecycle), accounts,
-                   Authenticator(settings, accounts, signing_key))
+        def continue_later(uuid: str) -> None:
+            if not settings.verify_queue_url:
+                raise RuntimeError("BERTH_VERIFY_QUEUE_URL is not set: a long verification cannot continue")
+            aws.sqs.send_message(QueueUrl=settings.verify_queue_url, MessageBody=json.dumps({CONTINUE: uuid}))
+
+        uploads = Uploads(blobs, meta)
+        return cls(settings, blobs, meta, uploads, Manifests(blobs, meta, settings.lifecycle), accounts,
+                   Authenticator(settings, accounts, signing_key), DirectUploads(blobs, meta, uploads),
+                   Verifier(blobs, meta, uploads, continue_later))

@@ -21,6 +21,8 @@ class Settings:
     public_url: str | None = None  # where clients reach the registry; else taken from each request
     token_ttl: int = 300
     signing_secret_id: str | None = None  # Secrets Manager secret holding the token signing key
+    verify_queue: str = "berth-verify"  # SQS queue S3 notifies of direct uploads (name, for the trigger)
+    verify_queue_url: str | None = None  # the same queue, for continuation messages
     lifecycle: Lifecycle = field(default_factory=Lifecycle)  # retention, immutability, purge, GC, delete switches
 
     def __post_init__(self) -> None:
@@ -39,5 +41,7 @@ class Settings:
             public_url=os.environ.get("BERTH_PUBLIC_URL") or None,
             token_ttl=int(os.environ.get("BERTH_TOKEN_TTL", "300")),
             signing_secret_id=os.environ.get("BERTH_SIGNING_SECRET_ID") or None,
+            verify_queue=os.environ.get("BERTH_VERIFY_QUEUE", "berth-verify"),
+            verify_queue_url=os.environ.get("BERTH_VERIFY_QUEUE_URL") or None,
             lifecycle=Lifecycle.from_env(os.environ),
         )

@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     aws = backend.start(args.moto_port)
     # Only now: loading app.py reads the environment that backend.start() set.
     from berth.local.server import Containers, LocalRegistry
+    from berth.local.verifier import VerifierPoller
 
     try:
         server = LocalRegistry((args.host, args.port), Containers(args.containers))
@@ -51,6 +52,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"cannot listen on {args.host}:{args.port}: {err}")
     registry = f"{server.server_address[0]!s}:{server.server_address[1]}"
     state = write_local_state(server.server_address[1], aws.endpoint, aws.bucket, aws.table)
+    import boto3
+
+    verifier = VerifierPoller(server.containers, boto3.client("sqs", region_name=backend.REGION), aws.verify_queue_url)
+    verifier.start()
     auth = backend.bootstrap_user(os.environ.get("BERTH_BOOTSTRAP_USER"))
     print(f"Berth registry on http://{registry}/v2/ (S3 and DynamoDB: moto at {aws.endpoint}, "
           f"bucket {aws.bucket}, table {aws.table}; in memory, gone when stopped)\n"
@@ -64,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        verifier.stop()
         server.server_close()
         state.unlink(missing_ok=True)
         aws.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import fnmatch
 import json
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -142,8 +143,11 @@ class LambdaContext:
     invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:berth-local"
     aws_request_id = "local"
 
+    def __init__(self, timeout_ms: int = 29_000) -> None:
+        self._deadline = time.monotonic() + timeout_ms / 1000
+
     def get_remaining_time_in_millis(self) -> int:
-        return 29_000
+        return int((self._deadline - time.monotonic()) * 1000)
 
 
 def invoke(app: Any, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> GatewayResponse:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from moto.server import ThreadedMotoServer
 
-from berth.local.provision import provision
+from berth.local.provision import provision, provision_verify_queue
 
 REGION = "us-east-1"
 
@@ -22,6 +22,7 @@ class Backend:
     endpoint: str
     bucket: str
     table: str
+    verify_queue_url: str
 
     def stop(self) -> None:
         self.server.stop()
@@ -73,5 +74,9 @@ def start(port: int = 0) -> Backend:
 
     import boto3
 
-    provision(boto3.client("s3", region_name=REGION), boto3.client("dynamodb", region_name=REGION), bucket, table)
-    return Backend(server, endpoint, bucket, table)
+    s3 = boto3.client("s3", region_name=REGION)
+    provision(s3, boto3.client("dynamodb", region_name=REGION), bucket, table)
+    queue_url = provision_verify_queue(s3, boto3.client("sqs", region_name=REGION), bucket,
+                                       os.environ.setdefault("BERTH_VERIFY_QUEUE", "berth-verify"))
+    os.environ["BERTH_VERIFY_QUEUE_URL"] = queue_url
+    return Backend(server, endpoint, bucket, table, queue_url)

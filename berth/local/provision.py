@@ -22,3 +22,15 @@ def create_bucket(s3: Any, name: str) -> None:
 def provision(s3: Any, dynamodb: Any, bucket: str, table: str) -> None:
     create_bucket(s3, bucket)
     create_table(dynamodb, table)
+
+
+def provision_verify_queue(s3: Any, sqs: Any, bucket: str, queue: str) -> str:
+    """The queue S3 tells about completed direct uploads (objects under `direct/`), as the
+    deployed stack wires it. Returns the queue's URL."""
+    url = sqs.create_queue(QueueName=queue)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [{
+        "QueueArn": arn, "Events": ["s3:ObjectCreated:*"],
+        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "direct/"}]}},
+    }]})
+    return str(url)

@@ -53,6 +53,7 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", rf"{NAME}/manifests/{REFERENCE}",   manifests.delete,       DELETE),
     Route("POST",   rf"{NAME}/blobs/uploads/?",         uploads.start,          PUSH),
     Route("GET",    rf"{NAME}/blobs/uploads/{UUID}",    uploads.status,         PUSH),
+    Route("GET",    rf"{NAME}/blobs/uploads/{UUID}/parts", uploads.parts,       PUSH),
     Route("PATCH",  rf"{NAME}/blobs/uploads/{UUID}",    uploads.patch,          PUSH),
     Route("PUT",    rf"{NAME}/blobs/uploads/{UUID}",    uploads.finish,         PUSH),
     Route("DELETE", rf"{NAME}/blobs/uploads/{UUID}",    uploads.cancel,         PUSH),

@@ -43,3 +43,7 @@ class AwsClients:
     @property
     def secretsmanager(self) -> Any:
         return self._client("secretsmanager")
+
+    @property
+    def sqs(self) -> Any:
+        return self._client("sqs")

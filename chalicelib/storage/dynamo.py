@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict
 from typing import Any
 
 from chalicelib.lifecycle.policy import HOUR, UPLOAD_TTL_HOURS
 from chalicelib.storage.records import BlobRecord, ManifestRecord, Page
 from chalicelib.storage.table import FAILED, TRANSACTION_LIMIT, Table, cancellation_reasons, from_item, to_item
-from chalicelib.uploads.state import Piece, UploadState
+from chalicelib.uploads.state import Direct, Piece, UploadState
 
 CATALOG = "catalog"
 UPLOAD_TTL_SECONDS = UPLOAD_TTL_HOURS * HOUR  # a backstop only: the purge job does the real clean-up
@@ -74,6 +75,7 @@ class MetadataStore(Table):
             "created": state.created,
             "updated": int(time.time()),
             "expires": state.created + UPLOAD_TTL_SECONDS,
+            "direct": asdict(state.direct) if state.direct else None,
         }
 
     def create_upload(self, state: UploadState) -> None:
@@ -98,6 +100,7 @@ class MetadataStore(Table):
             parts=tuple(item.get("parts", [])),
             pieces=tuple(Piece(p["key"], p["size"]) for p in item.get("pieces", [])),
             created=item["created"],
+            direct=Direct(**item["direct"]) if item.get("direct") else None,
         )
 
     def commit_upload(self, state: UploadState, expected_offset: int) -> bool:

@@ -34,8 +34,9 @@ class BlobStore:
         except self._s3.exceptions.NoSuchKey:
             raise MissingObject(key) from None
 
-    def stream(self, key: str) -> Iterator[bytes]:
-        body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+    def stream(self, key: str, start: int = 0) -> Iterator[bytes]:
+        ranged = {"Range": f"bytes={start}-"} if start else {}
+        body = self._s3.get_object(Bucket=self.bucket, Key=key, **ranged)["Body"]
         try:
             yield from body.iter_chunks(STREAM_CHUNK)
         finally:
@@ -57,19 +58,22 @@ class BlobStore:
     def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> None:
         self._s3.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data)
 
-    def complete_multipart(self, key: str, upload_id: str, numbers: list[int]) -> None:
-        """Complete with exactly the committed parts. ETags come from S3 (ListParts) rather than
-        the upload record, which keeps that record small for uploads of thousands of parts."""
-        wanted = set(numbers)
-        etags: dict[int, str] = {}
+    def list_parts(self, key: str, upload_id: str) -> dict[int, tuple[str, int]]:
+        """The parts S3 holds for a multipart upload: number -> (ETag, size)."""
+        parts: dict[int, tuple[str, int]] = {}
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "UploadId": upload_id}
         while True:
             page = self._s3.list_parts(**kwargs)
-            etags.update({p["PartNumber"]: p["ETag"] for p in page.get("Parts", []) if p["PartNumber"] in wanted})
+            parts.update({p["PartNumber"]: (p["ETag"], p["Size"]) for p in page.get("Parts", [])})
             if not page.get("IsTruncated"):
-                break
+                return parts
             kwargs["PartNumberMarker"] = page["NextPartNumberMarker"]
-        parts = [{"PartNumber": n, "ETag": etags[n]} for n in numbers]
+
+    def complete_multipart(self, key: str, upload_id: str, numbers: list[int]) -> None:
+        """Complete with exactly these parts. ETags come from S3 (ListParts) rather than the
+        upload record, which keeps that record small for uploads of thousands of parts."""
+        etags = self.list_parts(key, upload_id)
+        parts = [{"PartNumber": n, "ETag": etags[n][0]} for n in numbers]
         self._s3.complete_multipart_upload(
             Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
         )
@@ -77,6 +81,12 @@ class BlobStore:
     def abort_multipart(self, key: str, upload_id: str) -> None:
         with contextlib.suppress(self._s3.exceptions.NoSuchUpload):
             self._s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+
+    def presigned_upload_part(self, key: str, upload_id: str, number: int) -> str:
+        return self._s3.generate_presigned_url(
+            "upload_part", Params={"Bucket": self.bucket, "Key": key, "UploadId": upload_id, "PartNumber": number},
+            ExpiresIn=self._presign_seconds,
+        )
 
     def presigned_get(self, key: str) -> str:
         return self._s3.generate_presigned_url(

@@ -49,7 +49,8 @@ class Uploads:
     def cancel(self, state: UploadState) -> None:
         if not self._meta.delete_upload(state.uuid):
             raise RegistryError(Oci.BLOB_UPLOAD_UNKNOWN, detail={"uuid": state.uuid})
-        self._discard_bytes(state)
+        # A finished direct upload's object exists (being verified, or failed) before any record.
+        self.discard(state, also=[state.object_key] if state.direct else [])
 
     def abandon(self, state: UploadState) -> bool:
         """Drop an upload nobody moved since `state` was read (the purge); False if it moved."""
@@ -57,10 +58,11 @@ class Uploads:
             return False
         # A finish that died between assembling the blob and promoting it left the object at
         # `object_key`; with the record retired, no promotion can ever refer to it.
-        self._discard_bytes(state, also=[state.object_key])
+        self.discard(state, also=[state.object_key])
         return True
 
-    def _discard_bytes(self, state: UploadState, also: Sequence[str] = ()) -> None:
+    def discard(self, state: UploadState, also: Sequence[str] = ()) -> None:
+        """Delete what an upload stored: its multipart upload, its pieces, and `also`."""
         if state.multipart_id:
             self._blobs.abort_multipart(state.object_key, state.multipart_id)
         self._blobs.delete([p.key for p in state.pieces] + list(also))
@@ -138,7 +140,7 @@ class Uploads:
         upload = state if persisted else None
         verified = self._verify_from_state(state, digest, data)
         if verified is False:
-            self._discard_bytes(state)
+            self.discard(state)
             self._reject(upload, digest)
         existing = self._meta.get_blob(str(digest))
         if existing is not None and verified:
@@ -147,16 +149,16 @@ class Uploads:
             if outcome == "upload-gone":
                 raise RegistryError(Oci.BLOB_UPLOAD_UNKNOWN, detail={"uuid": state.uuid})
             if outcome == "linked":
-                self._discard_bytes(state)
+                self.discard(state)
                 return existing
             # "blob-gone": the collector took the stored copy meanwhile; store ours.
         key, surplus = self._assemble(state, data)
         if not verified and not self._verify_stored(key, digest):
             self._blobs.delete([key] + surplus)
             self._reject(upload, digest)
-        return self._promote(state, BlobRecord(str(digest), key, size), upload, surplus)
+        return self.promote(state, BlobRecord(str(digest), key, size), upload, surplus)
 
-    def _promote(self, state: UploadState, blob: BlobRecord, upload: UploadState | None,
+    def promote(self, state: UploadState, blob: BlobRecord, upload: UploadState | None,
                  surplus: list[str]) -> BlobRecord:
         """Record the assembled blob, or link the copy a concurrent push stored first."""
         for _ in range(_PROMOTE_ATTEMPTS):

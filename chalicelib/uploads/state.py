@@ -13,6 +13,7 @@ import uuid as uuidlib
 from dataclasses import dataclass, field, replace
 
 PART_MIN = 5 * 1024 * 1024
+DIRECT_PREFIX = "direct/"
 MAX_PARTS = 10_000
 _UUID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -21,6 +22,16 @@ _UUID = re.compile(r"^[0-9a-f]{32}$")
 class Piece:
     key: str
     size: int
+
+
+@dataclass(frozen=True)
+class Direct:
+    """A direct upload (docs/direct-upload.md): the client sends parts straight to S3."""
+
+    size: int
+    part_size: int
+    phase: str = "open"  # open -> verifying -> (promoted, record gone) | failed
+    digest: str | None = None  # what the finish claimed; checked by the verifier
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,7 @@ class UploadState:
     parts: tuple[int, ...] = ()  # committed S3 part numbers, in byte order
     pieces: tuple[Piece, ...] = ()  # bytes after the last part, not yet in one
     created: int = field(default_factory=lambda: int(time.time()))
+    direct: Direct | None = None  # for a direct upload, `offset` counts bytes verified
 
     @classmethod
     def new(cls, repo: str, hash_state: bytes | None) -> UploadState:
@@ -40,8 +52,9 @@ class UploadState:
 
     @property
     def object_key(self) -> str:
-        """Where the assembled blob lives; promotion keeps it there (no copy)."""
-        return f"blobs/{self.uuid}"
+        """Where the assembled blob lives; promotion keeps it there (no copy). Direct uploads
+        have a prefix of their own, which S3 notifies the verifier about."""
+        return f"{DIRECT_PREFIX if self.direct else 'blobs/'}{self.uuid}"
 
     def piece_key(self, offset: int) -> str:
         # Unique per attempt, so a retried or racing chunk never overwrites a committed piece.

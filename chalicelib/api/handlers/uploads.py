@@ -4,11 +4,13 @@ from chalice import Response
 
 from chalicelib.api.errors import Oci, RegistryError
 from chalicelib.api.request import MAX_REQUEST_BODY, RegistryRequest
-from chalicelib.api.responses import empty
+from chalicelib.api.responses import empty, json_body
 from chalicelib.digest.digests import Digest
 from chalicelib.naming import check_name
 from chalicelib.registry import Registry
 from chalicelib.storage.records import BlobRecord
+from chalicelib.uploads.direct import plan
+from chalicelib.uploads.parts import MAX_URLS
 from chalicelib.uploads.service import upload_location
 from chalicelib.uploads.state import UploadState, parse_content_range, range_header
 
@@ -44,6 +46,12 @@ def start(req: RegistryRequest, reg: Registry) -> Response:
             blob = reg.uploads.mount(name, digest, source)
             if blob is not None:
                 return _created(name, blob)
+    elif req.arg("berth-direct") is not None:
+        claimed = req.arg("digest")
+        started = reg.direct.start(name, req.arg("berth-direct") or "", Digest.parse(claimed) if claimed else None)
+        if isinstance(started, BlobRecord):
+            return _created(name, started)
+        return _direct(started, 202)
     elif req.arg("digest") is not None:
         blob = reg.uploads.finish(UploadState.new(name, None), _digest_arg(req), req.body, persisted=False)
         return _created(name, blob)
@@ -54,6 +62,23 @@ def start(req: RegistryRequest, reg: Registry) -> Response:
     response.headers["OCI-Chunk-Min-Length"] = str(MAX_REQUEST_BODY)
     response.headers["OCI-Chunk-Max-Length"] = str(MAX_REQUEST_BODY)
     return response
+
+
+def _direct(state: UploadState, status: int) -> Response:
+    """A direct upload's progress: where it is, and how its parts are cut."""
+    parts = plan(state)
+    response = _progress(state, status)
+    response.headers.update({"Berth-Part-Size": str(parts.part_size), "Berth-Part-Count": str(parts.count)})
+    return response
+
+
+def parts(req: RegistryRequest, reg: Registry) -> Response:
+    state = reg.uploads.load(req.params["name"], req.params["uuid"])
+    try:
+        first, count = int(req.arg("first") or 1), int(req.arg("count") or MAX_URLS)
+    except ValueError:
+        raise RegistryError(Oci.BLOB_UPLOAD_INVALID, "first and count must be integers") from None
+    return json_body(reg.direct.listing(state, first, count))
 
 
 def _chunk_start(req: RegistryRequest) -> int | None:
@@ -73,6 +98,8 @@ def _chunk_start(req: RegistryRequest) -> int | None:
 
 def patch(req: RegistryRequest, reg: Registry) -> Response:
     state = reg.uploads.load(req.params["name"], req.params["uuid"])
+    if state.direct is not None:
+        raise RegistryError(Oci.BLOB_UPLOAD_INVALID, "a direct upload's bytes go to S3 (see its /parts)")
     state = reg.uploads.append(state, req.body, _chunk_start(req))
     return _progress(state, 202)
 
@@ -80,12 +107,25 @@ def patch(req: RegistryRequest, reg: Registry) -> Response:
 def finish(req: RegistryRequest, reg: Registry) -> Response:
     digest = _digest_arg(req)
     state = reg.uploads.load(req.params["name"], req.params["uuid"])
+    if state.direct is not None:
+        finished = reg.direct.finish(state, digest)
+        if isinstance(finished, BlobRecord):
+            return _created(state.repo, finished)
+        return empty(202, {"Location": f"/v2/{state.repo}/blobs/{digest}", "Docker-Content-Digest": str(digest),
+                           "Berth-Verification": "pending"})
     start = _chunk_start(req) if req.body else None
     return _created(state.repo, reg.uploads.finish(state, digest, req.body, start=start))
 
 
 def status(req: RegistryRequest, reg: Registry) -> Response:
-    return _progress(reg.uploads.load(req.params["name"], req.params["uuid"]), 204)
+    state = reg.uploads.load(req.params["name"], req.params["uuid"])
+    if state.direct is None:
+        return _progress(state, 204)
+    reg.direct.check(state)
+    response = _direct(state, 204)
+    if state.direct.phase == "verifying":
+        response.headers["Berth-Verification"] = "pending"
+    return response
 
 
 def cancel(req: RegistryRequest, reg: Registry) -> Response:

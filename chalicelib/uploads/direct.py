@@ -1,0 +1,102 @@
+"""Direct uploads (docs/direct-upload.md): the client sends a big blob's parts straight to S3
+through presigned URLs; the registry plans the parts, completes the multipart upload and
+hands the object to the verifier. Lambda carries none of the bytes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from chalicelib.api.errors import Oci, RegistryError
+from chalicelib.digest import resumable
+from chalicelib.digest.digests import Digest
+from chalicelib.storage.dynamo import MetadataStore
+from chalicelib.storage.records import BlobRecord
+from chalicelib.storage.s3 import BlobStore
+from chalicelib.uploads.parts import MAX_URLS, PartPlan
+from chalicelib.uploads.service import Uploads
+from chalicelib.uploads.state import Direct, UploadState
+
+
+def plan(state: UploadState) -> PartPlan:
+    assert state.direct is not None
+    return PartPlan(state.direct.size, state.direct.part_size)
+
+
+class DirectUploads:
+    def __init__(self, blobs: BlobStore, meta: MetadataStore, uploads: Uploads) -> None:
+        self._blobs = blobs
+        self._meta = meta
+        self._uploads = uploads
+
+    def start(self, repo: str, size_text: str, digest: Digest | None) -> UploadState | BlobRecord:
+        """A new direct upload; or, when the repository already holds `digest`, that blob."""
+        if digest is not None:
+            linked = self._meta.get_link(repo, str(digest))
+            if linked is not None:
+                return linked
+        try:
+            parts = PartPlan.for_size(int(size_text))
+        except ValueError as error:
+            raise RegistryError(Oci.SIZE_INVALID, f"berth-direct: {error}", detail={"size": size_text[:32]}) from None
+        state = replace(UploadState.new(repo, None), direct=Direct(parts.size, parts.part_size))
+        state = replace(state, multipart_id=self._blobs.start_multipart(state.object_key))
+        self._meta.create_upload(state)
+        return state
+
+    def listing(self, state: UploadState, first: int, count: int) -> dict[str, Any]:
+        """Presigned URLs for parts first..first+count-1, and what S3 already holds."""
+        self._require(state, "open")
+        parts = plan(state)
+        if first < 1 or count < 1:
+            raise RegistryError(Oci.BLOB_UPLOAD_INVALID, "first and count must be positive")
+        last = min(parts.count, first + min(count, MAX_URLS) - 1)
+        uploaded = self._blobs.list_parts(state.object_key, state.multipart_id or "")
+        return {
+            "partSize": parts.part_size,
+            "partCount": parts.count,
+            "uploaded": [{"number": n, "size": size} for n, (_, size) in sorted(uploaded.items())],
+            "urls": [{"number": n, "url": self._blobs.presigned_upload_part(state.object_key, state.multipart_id or "",
+                                                                             n)}
+                     for n in range(first, last + 1)],
+        }
+
+    def finish(self, state: UploadState, digest: Digest) -> UploadState | BlobRecord:
+        """Complete the object and leave it to the verifier, or link the repository's copy."""
+        if state.direct is not None and state.direct.phase == "verifying":
+            return state  # a finish repeated while the first one's object is being verified
+        self._require(state, "open")
+        linked = self._meta.get_link(state.repo, str(digest))
+        if linked is not None:
+            if self._meta.retire_upload(state):
+                self._uploads.discard(state)
+            return linked
+        uploaded = self._blobs.list_parts(state.object_key, state.multipart_id or "")
+        problems = plan(state).problems({n: size for n, (_, size) in uploaded.items()})
+        if problems:
+            raise RegistryError(Oci.BLOB_UPLOAD_INVALID, "not every part is uploaded as planned", detail=problems)
+        assert state.direct is not None
+        verifying = replace(state, direct=replace(state.direct, phase="verifying", digest=str(digest)),
+                            hash_state=resumable.ResumableSha256().state() if resumable.available() else None)
+        # Recorded before the object exists, so the verifier S3 wakes for finds its digest.
+        if not self._meta.commit_upload(verifying, expected_offset=state.offset):
+            raise RegistryError(Oci.BLOB_UPLOAD_UNKNOWN, detail={"uuid": state.uuid})
+        try:
+            self._blobs.complete_multipart(state.object_key, state.multipart_id or "", sorted(uploaded))
+        except Exception:
+            self._meta.commit_upload(state, expected_offset=verifying.offset)  # open again: finish can be retried
+            raise
+        return verifying
+
+    def check(self, state: UploadState) -> None:
+        """A failed verification is the finish's late answer."""
+        if state.direct is not None and state.direct.phase == "failed":
+            raise RegistryError(Oci.DIGEST_INVALID, "the uploaded bytes do not match the digest",
+                                detail={"digest": state.direct.digest})
+
+    @staticmethod
+    def _require(state: UploadState, phase: str) -> None:
+        if state.direct is None:
+            raise RegistryError(Oci.BLOB_UPLOAD_INVALID, "not a direct upload (start one with ?berth-direct=<size>)")
+        if state.direct.phase != phase:
+            raise RegistryError(Oci.BLOB_UPLOAD_INVALID, f"the upload is {state.direct.phase}, not {phase}")

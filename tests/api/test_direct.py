@@ -1,0 +1,158 @@
+"""Direct uploads (docs/direct-upload.md) through the handler and moto: parts go straight to
+S3 by presigned URL, S3's notification reaches the verifier through SQS, and the blob
+appears only once verified."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import requests
+
+from berth.local.provision import provision_verify_queue
+from berth.local.verifier import deliver
+from chalicelib.digest import resumable
+from chalicelib.registry import Registry
+from chalicelib.uploads.parts import MIN_PART
+from tests.conftest import ApiClient
+from tests.helpers import MiB, bucket_keys, digest_of, fetch_blob, open_multipart_uploads
+
+REPO = "team/big"
+
+
+@pytest.fixture
+def direct(aws: Any, registry: Registry, monkeypatch: pytest.MonkeyPatch) -> Registry:
+    queue = f"verify-{uuid.uuid4().hex[:12]}"
+    url = provision_verify_queue(aws.s3, aws.sqs, registry.settings.bucket, queue)
+    wired = Registry.build(replace(registry.settings, verify_queue=queue, verify_queue_url=url), aws)
+    import app as app_module
+
+    monkeypatch.setattr(app_module, "registry", wired)
+    return wired
+
+
+def verify(direct: Registry, aws: Any) -> int:
+    """What Lambda's SQS trigger does: every queued message to verify_blob."""
+    import app as app_module
+
+    return deliver(lambda: contextlib.nullcontext(app_module.app), aws.sqs, direct.settings.verify_queue_url or "")
+
+
+def start(client: ApiClient, size: int, digest: str | None = None) -> Any:
+    query = f"berth-direct={size}" + (f"&digest={digest}" if digest else "")
+    return client.post(f"/v2/{REPO}/blobs/uploads/?{query}")
+
+
+def send_parts(client: ApiClient, location: str, data: bytes, skip: set[int] = frozenset()) -> dict[str, Any]:
+    listing = client.get(f"{location}/parts")
+    assert listing.status == 200, listing.body
+    body = listing.json()
+    size = body["partSize"]
+    for entry in body["urls"]:
+        if entry["number"] in skip:
+            continue
+        part = data[(entry["number"] - 1) * size : entry["number"] * size]
+        assert requests.put(entry["url"], data=part, timeout=60).status_code == 200
+    return dict(body)
+
+
+@pytest.mark.parametrize("resumable_hash", [True, False])
+def test_a_big_blob_goes_straight_to_s3_and_appears_once_verified(
+        client: ApiClient, direct: Registry, aws: Any, monkeypatch: pytest.MonkeyPatch, resumable_hash: bool) -> None:
+    if not resumable_hash:
+        monkeypatch.setattr(resumable, "available", lambda: False)
+    data = os.urandom(MIN_PART + 3 * MiB)
+    started = start(client, len(data))
+    assert started.status == 202
+    assert started.header("Berth-Part-Size") == str(MIN_PART) and started.header("Berth-Part-Count") == "2"
+    location = started.header("Location")
+    listing = send_parts(client, location, data)
+    assert listing["partCount"] == 2 and [u["number"] for u in listing["urls"]] == [1, 2]
+    finished = client.put(f"{location}?digest={digest_of(data)}")
+    assert finished.status == 202 and finished.header("Berth-Verification") == "pending"
+    assert finished.header("Location") == f"/v2/{REPO}/blobs/{digest_of(data)}"
+    assert client.head(f"/v2/{REPO}/blobs/{digest_of(data)}").status == 404  # not before it is verified
+    status = client.get(location)
+    assert status.status == 204 and status.header("Berth-Verification") == "pending"
+    assert verify(direct, aws) >= 1
+    assert client.head(f"/v2/{REPO}/blobs/{digest_of(data)}").header("Content-Length") == str(len(data))
+    assert fetch_blob(client, REPO, digest_of(data)) == data
+    assert client.get(location).status == 404  # the upload is done
+    assert open_multipart_uploads(aws, direct.settings.bucket) == []
+
+
+def test_a_mismatch_is_rejected_and_its_object_deleted(client: ApiClient, direct: Registry, aws: Any) -> None:
+    data = os.urandom(MIN_PART + 10)
+    location = start(client, len(data)).header("Location")
+    send_parts(client, location, data)
+    wrong = digest_of(b"not these bytes")
+    assert client.put(f"{location}?digest={wrong}").status == 202
+    verify(direct, aws)
+    status = client.get(location)
+    assert status.status == 400 and status.json()["errors"][0]["code"] == "DIGEST_INVALID"
+    assert client.head(f"/v2/{REPO}/blobs/{wrong}").status == 404
+    assert bucket_keys(aws, direct.settings.bucket) == []
+
+
+def test_missing_parts_are_named_and_resumable(client: ApiClient, direct: Registry, aws: Any) -> None:
+    data = os.urandom(2 * MIN_PART + 5)
+    location = start(client, len(data)).header("Location")
+    send_parts(client, location, data, skip={2})
+    refused = client.put(f"{location}?digest={digest_of(data)}")
+    assert refused.status == 400
+    assert refused.json()["errors"][0]["detail"] == {"missing": [2]}
+    listing = client.get(f"{location}/parts?first=2&count=1").json()
+    assert [p["number"] for p in listing["uploaded"]] == [1, 3]
+    assert [u["number"] for u in listing["urls"]] == [2]
+    send_parts(client, location, data, skip={1, 3})
+    assert client.put(f"{location}?digest={digest_of(data)}").status == 202
+    verify(direct, aws)
+    assert fetch_blob(client, REPO, digest_of(data)) == data
+
+
+def test_verification_continues_across_invocations(client: ApiClient, direct: Registry, aws: Any) -> None:
+    """A blob too big for one invocation: the verifier checkpoints the SHA-256 state and the
+    offset, asks to be woken again, and the next invocation carries on."""
+    data = os.urandom(MIN_PART + 2 * MiB)
+    location = start(client, len(data)).header("Location")
+    send_parts(client, location, data)
+    client.put(f"{location}?digest={digest_of(data)}")
+    uuid_ = location.rsplit("/", 1)[1]
+    assert direct.verifier.run(uuid_, should_stop=lambda: True).startswith("continued at ")
+    state = direct.meta.get_upload(uuid_)
+    assert state is not None and 0 < state.offset < len(data)
+    assert client.head(f"/v2/{REPO}/blobs/{digest_of(data)}").status == 404
+    verify(direct, aws)  # the S3 notification finds it mid-way; the continuation message too
+    assert fetch_blob(client, REPO, digest_of(data)) == data
+
+
+def test_a_blob_the_repository_has_needs_no_upload(client: ApiClient, direct: Registry) -> None:
+    blob = b"already here"
+    client.post(f"/v2/{REPO}/blobs/uploads/?digest={digest_of(blob)}", body=blob)
+    response = start(client, len(blob), digest_of(blob))
+    assert response.status == 201 and response.header("Docker-Content-Digest") == digest_of(blob)
+
+
+@pytest.mark.parametrize("size", ["0", "-1", "x", str(10_000 * 5 * 1024**3 + 1), ""])
+def test_impossible_sizes_are_refused(client: ApiClient, direct: Registry, size: str) -> None:
+    response = start(client, size)  # type: ignore[arg-type]
+    assert response.status == 400 and response.json()["errors"][0]["code"] == "SIZE_INVALID"
+
+
+def test_a_direct_upload_takes_no_patch_and_can_be_cancelled(client: ApiClient, direct: Registry, aws: Any) -> None:
+    location = start(client, MIN_PART * 2).header("Location")
+    refused = client.patch(location, body=b"bytes")
+    assert refused.status == 400 and refused.json()["errors"][0]["code"] == "BLOB_UPLOAD_INVALID"
+    assert open_multipart_uploads(aws, direct.settings.bucket)
+    assert client.delete(location).status == 204
+    assert open_multipart_uploads(aws, direct.settings.bucket) == []
+    assert client.get(f"{location}/parts").status == 404
+
+
+def test_parts_of_a_plain_upload_are_refused(client: ApiClient, direct: Registry) -> None:
+    location = client.post(f"/v2/{REPO}/blobs/uploads/").header("Location")
+    assert client.get(f"{location}/parts").status == 400
