@@ -104,20 +104,27 @@ class MetadataStore(Table):
         )
 
     def commit_upload(self, state: UploadState, expected_offset: int) -> bool:
-        """Store the new state only if nobody moved the upload since we read it."""
+        """Store the new state only if nobody moved the upload since we read it (or, for a
+        first chunk written without reading, since it was created): same offset, same
+        repository, and a chunked upload never overwrites a direct one."""
         values = self._upload_values(state)
-        names = [k for k in values if k not in ("pk", "sk") and values[k] is not None]
+        fixed = ("pk", "sk", "repo", "created", "expires")  # set once, when the upload starts
+        names = [k for k in values if k not in fixed and values[k] is not None]
         removed = [k for k in ("hash_state", "multipart_id") if values[k] is None]
         expression = "SET " + ", ".join(f"#{k} = :{k}" for k in names)
         if removed:
             expression += " REMOVE " + ", ".join(f"#{k}" for k in removed)
+        condition = "attribute_exists(pk) AND #offset = :expected AND #repo = :repo"
+        if state.direct is None:
+            condition += " AND attribute_not_exists(direct)"
         return self._conditionally(
             "update_item",
             Key=to_item({"pk": upload_pk(state.uuid), "sk": "upload"}),
             UpdateExpression=expression,
-            ConditionExpression="attribute_exists(pk) AND #offset = :expected",
-            ExpressionAttributeNames={f"#{k}": k for k in names + removed},
-            ExpressionAttributeValues=to_item({**{f":{k}": values[k] for k in names}, ":expected": expected_offset}),
+            ConditionExpression=condition,
+            ExpressionAttributeNames={f"#{k}": k for k in [*names, *removed, "repo"]},
+            ExpressionAttributeValues=to_item({**{f":{k}": values[k] for k in names}, ":expected": expected_offset,
+                                               ":repo": state.repo}),
         )
 
     def next_part_number(self, uuid: str) -> int:

@@ -69,6 +69,25 @@ class Uploads:
 
     # ---- chunks --------------------------------------------------------------------------
 
+    def append_first(self, repo: str, uuid: str, data: bytes) -> UploadState | None:
+        """The common case, one chunk into a fresh upload (docker, podman, skopeo send a whole
+        layer in one PATCH), written without reading the record first: the commit's condition
+        (offset 0, this repository) is the check. None when that guess was wrong; the caller
+        then takes the ordinary path."""
+        if not data or not valid_uuid(uuid):
+            return None
+        hash_state = resumable.ResumableSha256().state() if self._resumable_available() else None
+        fresh = UploadState(uuid=uuid, repo=repo, hash_state=hash_state)
+        if fresh.fills_part(len(data)):
+            return None
+        piece = Piece(fresh.piece_key(0), len(data))
+        self._blobs.put(piece.key, data)
+        new = fresh.with_piece(piece, self._hashed(fresh, data))
+        if self._meta.commit_upload(new, expected_offset=0):
+            return new
+        self._blobs.delete([piece.key])
+        return None
+
     def append(self, state: UploadState, data: bytes, start: int | None = None) -> UploadState:
         """Add a chunk at the upload's current offset (or refuse it with 416)."""
         if start is not None and start != state.offset:
@@ -142,7 +161,10 @@ class Uploads:
         if verified is False:
             self.discard(state)
             self._reject(upload, digest)
-        existing = self._meta.get_blob(str(digest))
+        # Where assembling costs nothing (the lone piece is the blob), promotion's own condition
+        # finds a stored copy; otherwise one read can spare writing the bytes again.
+        free = state.multipart_id is None and len(state.pieces) == 1 and not data
+        existing = None if free else self._meta.get_blob(str(digest))
         if existing is not None and verified:
             # Same bytes are already stored: link them, keep nothing of this upload.
             outcome = self._meta.link_existing(state.repo, existing, upload)

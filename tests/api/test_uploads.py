@@ -316,3 +316,45 @@ def test_blob_range_requests_work_through_the_redirect(client: Any) -> None:
     url = client.get(f"/v2/{REPO}/blobs/{digest_of(data)}").header("Location")
     partial = requests.get(url, headers={"Range": "bytes=100-199"}, timeout=30)
     assert partial.status_code == 206 and partial.content == data[100:200]
+
+
+def test_a_whole_layer_in_one_patch_costs_five_aws_calls(client: Any, aws: Any) -> None:
+    """docker, podman and skopeo: POST, one PATCH, PUT ?digest=. The PATCH does not read the
+    upload record (its conditional commit is the check), and the finish of a lone piece does
+    not ask whether the blob exists (promotion's condition does)."""
+    from tests.helpers import AwsCallCounter
+
+    data = os.urandom(100_000)
+    counter = AwsCallCounter(aws.dynamodb, aws.s3)
+    location = ""
+
+    def post() -> None:
+        nonlocal location
+        location = client.post(f"/v2/{REPO}/blobs/uploads/").header("Location")
+
+    assert counter.during(post) == ["dynamodb.PutItem"]
+    assert counter.during(lambda: client.patch(location, body=data)) == ["s3.PutObject", "dynamodb.UpdateItem"]
+    assert counter.during(lambda: client.put(f"{location}?digest={digest_of(data)}")) == [
+        "dynamodb.GetItem", "dynamodb.TransactWriteItems"]
+    assert fetch_blob(client, REPO, digest_of(data)) == data
+
+
+def test_a_first_chunk_guess_never_crosses_repositories_or_direct_uploads(client: Any, bucket: str,
+                                                                          aws: Any) -> None:
+    location = start_upload(client, REPO)
+    stolen = client.patch(location.replace(REPO, "other/repo"), body=b"x" * 10)
+    assert stolen.status == 404
+    assert bucket_keys(aws, bucket) == []  # the speculative piece was removed
+    direct = client.post(f"/v2/{REPO}/blobs/uploads/?berth-direct={20 * MiB}").header("Location")
+    assert client.patch(direct, body=b"x" * 10).status == 400
+    assert client.get(f"{direct}/parts").status == 200  # still a direct upload
+
+
+def test_the_same_layer_pushed_twice_keeps_one_copy(client: Any, bucket: str, aws: Any) -> None:
+    data = os.urandom(2000)
+    for repo in (REPO, "other/repo"):
+        location = start_upload(client, repo)
+        client.patch(location, body=data)
+        assert client.put(f"{location}?digest={digest_of(data)}").status == 201
+    assert len(bucket_keys(aws, bucket)) == 1
+    assert fetch_blob(client, "other/repo", digest_of(data)) == data

@@ -97,10 +97,15 @@ def _chunk_start(req: RegistryRequest) -> int | None:
 
 
 def patch(req: RegistryRequest, reg: Registry) -> Response:
+    start = _chunk_start(req)
+    if not start:
+        first = reg.uploads.append_first(req.params["name"], req.params["uuid"], req.body)
+        if first is not None:
+            return _progress(first, 202)
     state = reg.uploads.load(req.params["name"], req.params["uuid"])
     if state.direct is not None:
         raise RegistryError(Oci.BLOB_UPLOAD_INVALID, "a direct upload's bytes go to S3 (see its /parts)")
-    state = reg.uploads.append(state, req.body, _chunk_start(req))
+    state = reg.uploads.append(state, req.body, start)
     return _progress(state, 202)
 
 
