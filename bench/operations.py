@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ from bench.awstap import TapSummary
 from bench.client import RegistryClient
 from bench.handler import InProcessLambda
 from bench.images import Image, MiB, random_image
+from berth.local.verifier import deliver
 from tests.e2e.images import sha256
 
 SEED_REPO = "bench/seed"
@@ -33,6 +36,7 @@ SEED_TAGS = 20  # the seed repository's tag list
 CATALOG_REPOS = 5
 CHUNKED_SIZE = 20 * MiB
 CHUNK = 4 * MiB
+DIRECT_SIZE = 64 * MiB  # four 16 MiB parts
 
 
 @dataclass
@@ -44,6 +48,7 @@ class Bench:
     handler: InProcessLambda
     client: RegistryClient
     seed: Image
+    verified: list[tuple[int, float]] = field(default_factory=list)  # the verifier's (bytes, seconds)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     def unique(self, prefix: str) -> str:
@@ -66,6 +71,7 @@ def prepare(backend: Backend) -> Bench:
     counter = AwsCallCounter()
     counter.attach(clients.s3)
     counter.attach(clients.dynamodb)
+    counter.attach(clients.sqs)
     app_module.registry = Registry.build(Settings.from_env(), clients)
     handler = InProcessLambda(app_module.app, counter)
     client = RegistryClient(handler)
@@ -132,6 +138,20 @@ def _chunked(b: Bench) -> int:
     return CHUNKED_SIZE
 
 
+def _direct(b: Bench) -> int:
+    """Parts to S3 by presigned URL, then what Lambda's SQS trigger does with the message S3
+    sends: the real verify_blob handler, in this process, its calls counted."""
+    import app as app_module
+
+    data = os.urandom(DIRECT_SIZE)
+    digest = b.client.push_direct("bench/direct", data)
+    started = time.perf_counter()
+    deliver(lambda: contextlib.nullcontext(app_module.app), b.backend.client("sqs"), b.backend.local.verify_queue_url)
+    b.verified.append((DIRECT_SIZE, time.perf_counter() - started))
+    b.client.blob_head("bench/direct", digest)
+    return DIRECT_SIZE
+
+
 @dataclass(frozen=True)
 class Scenario:
     key: str
@@ -155,16 +175,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("push_image", "push, 3 small layers (skopeo's requests)", 30, _push, warmup=1),
     Scenario("pull_image", "pull of it (skopeo's requests)", 60, _pull, warmup=1),
     Scenario("chunked_push", "20 MiB blob in 4 MiB chunks", 6, _chunked, warmup=1),
-    # The direct big-layer path (docs/direct-upload.md: POST ?berth-direct=<size>, presigned
-    # UploadPart URLs the client PUTs to, the finish, then an S3-event Lambda that hashes and
-    # promotes the object) is not built yet. When it is: give this scenario an action that
-    # pushes one big layer that way and returns its size. Send the part PUTs to S3 (the tap
-    # counts their bytes as written, presigned or not), and call the S3-event handler in
-    # process with the event S3 would send (moto never runs Lambda code), with the counter
-    # attached to its clients, so that its calls count too. The row and the <= 1.0 goal then
-    # need no other change.
-    Scenario("direct_push", "big layer, direct-to-S3 path", 0, None,
-             pending="not built yet (docs/direct-upload.md describes it)"),
+    Scenario("direct_push", f"{DIRECT_SIZE // MiB} MiB layer, direct-to-S3 path, verified", 3, _direct, warmup=1),
 )
 
 
@@ -191,6 +202,7 @@ class OperationResult:
     s3_bytes_written_per_op: float = 0.0
     s3_written_by_operation: dict[str, float] = field(default_factory=dict)  # bytes per operation
     written_per_pushed: float | None = None
+    verify_mb_per_s: float | None = None  # the S3-event verifier's hashing of streamed objects
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -204,6 +216,7 @@ def measure(bench: Bench, scenario: Scenario, scale: float = 1.0) -> OperationRe
     for _ in range(scenario.warmup):
         action(bench)
     bench.handler.reset()
+    bench.verified.clear()
     calls_before = bench.counter.calls()
     mark = bench.backend.tap.mark()
     per_repetition: list[int] = []
@@ -241,6 +254,8 @@ def measure(bench: Bench, scenario: Scenario, scale: float = 1.0) -> OperationRe
         s3_bytes_written_per_op=tap.s3_bytes_written / repetitions,
         s3_written_by_operation={name: count / repetitions for name, count in sorted(tap.written.items())},
         written_per_pushed=tap.s3_bytes_written / pushed if pushed else None,
+        verify_mb_per_s=(sum(n for n, _ in bench.verified) / MiB / sum(s for _, s in bench.verified)
+                         if bench.verified else None),
     )
 
 

@@ -45,6 +45,8 @@ class Run:
         }
 
 
+VERIFY_SECONDS_PER_INVOCATION = 900 - 60
+
 def write_json(run: Run, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(run.as_json(), indent=2) + "\n")
@@ -119,6 +121,12 @@ def operations_lines(results: Sequence[OperationResult], verdicts: Sequence[Verd
             if r.s3_written_by_operation:
                 written = ", ".join(f"{name} {size(count)}" for name, count in r.s3_written_by_operation.items())
                 lines.append(f"    S3 bytes written: {written} (for {size(r.blob_bytes_pushed_per_op)} pushed)")
+            if r.verify_mb_per_s:
+                # A 15-minute invocation stops a minute early (chalicelib/lifecycle/jobs.py).
+                per_invocation = r.verify_mb_per_s * (VERIFY_SECONDS_PER_INVOCATION) / 1024
+                lines.append(f"    verifier: {r.verify_mb_per_s:.0f} MB/s streamed and hashed here, so one 15-minute "
+                             f"invocation verifies about {per_invocation:.0f} GB at this rate; larger blobs continue "
+                             "in the next invocation")
     if any(not r.calls_constant for r in results if not r.pending):
         lines.append("  * the number of calls varied between repetitions (mean shown)")
     return lines
