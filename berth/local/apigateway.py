@@ -209,4 +209,5 @@ def request_too_large() -> GatewayResponse:
     return _own_answer(413, {"errors": [{
         "code": "SIZE_INVALID",
         "message": f"request exceeds the {LAMBDA_PAYLOAD_LIMIT}-byte Lambda payload limit; "
-                   "send blobs in chunks (PATCH with Content-Range)"}]})
+                   "send blobs in chunks (PATCH with Content-Range), or push big layers with `berth push`, "
+                   "or through `berth relay` with any client (docs/direct-upload.md)"}]})
