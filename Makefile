@@ -1,11 +1,13 @@
-# Berth: `make run` serves a local registry, `make test` runs every test.
+# Berth: `make run` serves a local registry, `make test` runs every test,
+# `make deploy` puts a stage in your AWS account (docs/deploy.md), `make destroy` removes it.
 SHELL := /bin/bash
 VENV  ?= .venv
 PY    := $(VENV)/bin/python
 PORT  ?= 5000
 HOST  ?= 127.0.0.1
+STAGE ?= prod
 
-.PHONY: run test lint unit e2e tools install bench clean
+.PHONY: run test lint unit e2e tools install bench clean deploy destroy
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -15,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# Debian tools the end-to-end tests drive (skopeo), installed when absent.
+# Debian tools the end-to-end tests drive (skopeo, podman), installed when absent.
 tools:
 	@bash scripts/install-tools
 
@@ -28,6 +30,14 @@ lint: install
 
 test: install tools lint
 	$(PY) -m pytest -q
+
+# DOMAIN, ZONE (Route 53 zone id) or CERT (ACM certificate ARN) on the first run; remembered after.
+deploy: install
+	$(PY) -m berth.deploy up --stage $(STAGE) $(if $(REGION),--region $(REGION)) \
+		$(if $(DOMAIN),--domain $(DOMAIN)) $(if $(ZONE),--hosted-zone-id $(ZONE)) $(if $(CERT),--certificate-arn $(CERT))
+
+destroy: install
+	$(PY) -m berth.deploy down --stage $(STAGE) $(if $(REGION),--region $(REGION))
 
 bench: install
 	$(PY) -m bench
