@@ -1,0 +1,128 @@
+"""`docker save` archives as push sources. The image becomes a Docker v2 schema 2 manifest whose
+layers are the archive's layer files exactly as stored (gzip or plain tar), read in place from
+the archive: nothing is extracted or recompressed."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import tarfile
+from pathlib import Path
+from typing import Any
+
+from berth.client.content import Content, FileRange
+from berth.client.errors import ClientError
+from berth.client.manifests import DOCKER_MANIFEST, Descriptor, Manifest
+
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
+DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_MAX_LINKS = 16
+
+
+def _normal(name: str) -> str:
+    return posixpath.normpath(name.removeprefix("./"))
+
+
+class ArchiveSource:
+    """The image `tag` names in a `docker save` archive (an entry of a RepoTags list, in full as
+    `name:tag` or just its tag), or the only image there when no tag is given."""
+
+    def __init__(self, path: Path, tag: str | None = None) -> None:
+        self.path = path
+        try:
+            with tarfile.open(path, "r:") as tar:
+                self._members = {_normal(m.name): m for m in tar.getmembers()}
+        except FileNotFoundError:
+            raise ClientError(f"no such archive: {path}") from None
+        except tarfile.ReadError as error:
+            raise ClientError(f"{path} is not an uncompressed tar archive (decompress it first): {error}") from None
+        try:
+            entries = json.loads(self._bytes("manifest.json"))
+        except ValueError as error:
+            raise ClientError(f"{path}: manifest.json is not JSON") from error
+        entry, self.tag = _choose(entries, tag, path)
+        if not isinstance(entry.get("Config"), str):
+            raise ClientError(f"{path}: the image in manifest.json names no config")
+        config = self._range(entry["Config"])
+        self._blobs: dict[str, FileRange] = {}
+        config_descriptor = self._add(config, DOCKER_CONFIG)
+        layers = []
+        for name in entry.get("Layers", []):
+            layer = self._range(name)
+            layers.append(self._add(layer, _layer_type(layer, name)))
+        doc = {"schemaVersion": 2, "mediaType": DOCKER_MANIFEST, "config": config_descriptor.to_json(),
+               "layers": [d.to_json() for d in layers]}
+        self._root = Manifest(json.dumps(doc, indent=3).encode(), DOCKER_MANIFEST)
+
+    def root(self) -> Manifest:
+        return self._root
+
+    def manifest(self, descriptor: Descriptor) -> Manifest:
+        if descriptor.digest != self._root.digest:
+            raise ClientError(f"{self.path} has no manifest {descriptor.digest}")
+        return self._root
+
+    def blob(self, descriptor: Descriptor) -> Content:
+        try:
+            return self._blobs[descriptor.digest]
+        except KeyError:
+            raise ClientError(f"{self.path} has no blob {descriptor.digest}") from None
+
+    def _add(self, blob: FileRange, media_type: str) -> Descriptor:
+        digest = blob.sha256()
+        self._blobs[digest] = blob
+        return Descriptor(media_type, digest, blob.size)
+
+    def _range(self, name: str) -> FileRange:
+        """Where a member's bytes are in the archive, following the links `docker save` writes
+        for layers two images share."""
+        wanted = _normal(name)
+        for _ in range(_MAX_LINKS):
+            member = self._members.get(wanted)
+            if member is None:
+                raise ClientError(f"{self.path} lacks {name}")
+            if member.issym():
+                wanted = _normal(posixpath.join(posixpath.dirname(member.name), member.linkname))
+            elif member.islnk():
+                wanted = _normal(member.linkname)
+            elif member.isreg() and not member.sparse:
+                return FileRange(self.path, member.offset_data, member.size)
+            else:
+                raise ClientError(f"{self.path}: {name} is not a regular file")
+        raise ClientError(f"{self.path}: {name} is a loop of links")
+
+    def _bytes(self, name: str) -> bytes:
+        blob = self._range(name)
+        with blob.open(0, blob.size) as stream:
+            return stream.read(blob.size)
+
+
+def _layer_type(layer: FileRange, name: str) -> str:
+    with layer.open(0, min(4, layer.size)) as stream:
+        magic = stream.read(4)
+    if magic.startswith(_GZIP_MAGIC):
+        return DOCKER_LAYER_GZIP
+    if magic == _ZSTD_MAGIC:
+        raise ClientError(f"{name} is zstd-compressed, which Docker v2 schema 2 manifests cannot name")
+    return DOCKER_LAYER
+
+
+def _choose(entries: Any, tag: str | None, path: Path) -> tuple[dict[str, Any], str | None]:
+    """The manifest.json entry `tag` names, and the tag to push it as."""
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        raise ClientError(f"{path}: manifest.json lists no images")
+    names = [(e, str(t)) for e in entries for t in e.get("RepoTags") or []]
+    if tag is None:
+        if len(entries) > 1:
+            listed = ", ".join(t for _, t in names) or "none"
+            raise ClientError(f"{path} holds {len(entries)} images: name one as docker-archive:{path}:TAG "
+                              f"(tags: {listed})")
+        tags = [t for e, t in names if e is entries[0]]
+        return entries[0], tags[0].rpartition(":")[2] if tags else None
+    found = [(e, t) for e, t in names if tag in (t, t.rpartition(":")[2])]
+    if len({id(e) for e, _ in found}) != 1:
+        raise ClientError(f"{path} has {'several images' if found else 'no image'} tagged {tag!r}")
+    return found[0][0], found[0][1].rpartition(":")[2]

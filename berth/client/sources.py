@@ -1,0 +1,60 @@
+"""What `berth push` reads: the `Source` protocol and `open_source`, which turns a source
+argument into one (an OCI layout, a `docker save` archive, or an image in a registry)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from berth.client.archive import ArchiveSource
+from berth.client.auth import Credentials
+from berth.client.content import Content
+from berth.client.errors import ClientError
+from berth.client.layout import LayoutSource
+from berth.client.manifests import Descriptor, Manifest
+from berth.client.reference import parse_reference
+from berth.client.registry import RegistryClient
+from berth.client.remote import RegistrySource
+
+
+class Source(Protocol):
+    """An image to push: its root manifest, and the manifests and blobs under it."""
+
+    tag: str | None  # the tag the source names the image by, if any (a default for the destination)
+
+    def root(self) -> Manifest: ...
+
+    def manifest(self, descriptor: Descriptor) -> Manifest:
+        """A manifest the root (an index) names."""
+        ...
+
+    def blob(self, descriptor: Descriptor) -> Content:
+        """A config or layer some manifest names."""
+        ...
+
+
+def split_path(text: str) -> tuple[Path, str | None]:
+    """`PATH[:TAG]`: the longest prefix that exists is the path (paths may hold colons)."""
+    if Path(text).exists():
+        return Path(text), None
+    for cut in range(len(text) - 1, 0, -1):
+        if text[cut] == ":" and Path(text[:cut]).exists():
+            return Path(text[:cut]), text[cut + 1:] or None
+    raise ClientError(f"no such file or directory: {text.rpartition(':')[0] if ':' in text else text}")
+
+
+def open_source(text: str, *, credentials: Credentials | None = None, plain_http: bool | None = None,
+                insecure: bool = False) -> Source:
+    """`oci:DIR[:TAG]` or a directory: an OCI layout. `docker-archive:FILE[:TAG]` or a file: a
+    `docker save` archive. `docker://HOST/REPO[:TAG|@DIGEST]`: an image in a registry (the
+    other arguments say how to reach it)."""
+    if text.startswith("docker://"):
+        ref = parse_reference(text)
+        client = RegistryClient(ref.api_host, credentials=credentials, plain_http=plain_http, insecure=insecure)
+        return RegistrySource(client.repository(ref.repository), ref.tag, ref.digest)
+    if text.startswith("oci:"):
+        return LayoutSource(*split_path(text.removeprefix("oci:")))
+    if text.startswith("docker-archive:"):
+        return ArchiveSource(*split_path(text.removeprefix("docker-archive:")))
+    path, tag = split_path(text)
+    return LayoutSource(path, tag) if path.is_dir() else ArchiveSource(path, tag)
