@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from chalicelib.api.errors import Oci, RegistryError
 from chalicelib.auth import challenge
-from chalicelib.auth.permissions import Grant, Scope, granted, may_read
+from chalicelib.auth.permissions import ACTIONS, Grant, Scope, granted, may_read
 from chalicelib.auth.secrets import check_password, parse_ci_token, same
 from chalicelib.auth.tokens import Claims, InvalidToken, TokenIssuer
 from chalicelib.settings import Settings
@@ -128,9 +128,15 @@ class Authenticator:
         """The principal behind a registry request, allowed `scope`; otherwise the refusal."""
         if self.mode == "none":
             return EVERYONE
-        if self.mode == "token":
-            return self._authorize_token(authorization, scope, realm_base)
-        return self._authorize_basic(authorization, scope)
+        if self.mode == "basic":
+            return self._authorize_basic(authorization, scope, challenge.basic(self.settings.service))
+        bearer = challenge.bearer(f"{realm_base}/token", self.settings.service, str(scope) if scope else None)
+        if (authorization or "").partition(" ")[0].lower() == "basic":
+            # Token mode takes Basic credentials too: behind API Gateway the challenge cannot
+            # name a scope, and clients that take the scope from the challenge (oras-py,
+            # python-dxf without `actions`) would fetch tokens that allow nothing.
+            return self._authorize_basic(authorization, scope, bearer)
+        return self._authorize_token(authorization, scope, realm_base)
 
     def _authorize_token(self, authorization: str | None, scope: Scope | None, realm_base: str) -> Principal:
         def refuse(error: str | None = None) -> RegistryError:
@@ -155,8 +161,8 @@ class Authenticator:
                 raise refuse("insufficient_scope")
         return principal
 
-    def _authorize_basic(self, authorization: str | None, scope: Scope | None) -> Principal:
-        refusal = RegistryError(Oci.UNAUTHORIZED, headers={"WWW-Authenticate": challenge.basic(self.settings.service)})
+    def _authorize_basic(self, authorization: str | None, scope: Scope | None, challenge_header: str) -> Principal:
+        refusal = RegistryError(Oci.UNAUTHORIZED, headers={"WWW-Authenticate": challenge_header})
         if authorization:
             try:
                 user, password = basic_credentials(authorization)
@@ -181,7 +187,11 @@ class Authenticator:
     # ---- tokens ---------------------------------------------------------------------------
 
     def grant_scopes(self, subject: str, grants: list[Grant], requested: list[Scope]) -> list[Scope]:
-        """What a token for `subject` may carry of the scopes it asked for."""
+        """What a token for `subject` may carry of the scopes it asked for. Asked for none, it
+        carries every grant, as repository patterns: behind API Gateway the challenge names no
+        scope, and clients that ask for what it names (oras-py, python-dxf) must still get in."""
+        if not requested:
+            return [Scope("repository", g.pattern, tuple(a for a in ACTIONS if a in g.actions)) for g in grants]
         principal = Principal(subject, grants=grants)
         result = []
         for scope in requested:

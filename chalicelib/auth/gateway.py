@@ -59,7 +59,7 @@ def policy(auth: Authenticator, authorization: str, method_arn: str) -> dict[str
     resources = [f"{prefix}/GET/v2", f"{prefix}/HEAD/v2", f"{prefix}/GET/v2/", f"{prefix}/HEAD/v2/"]
     scheme, _, value = authorization.partition(" ")
     try:
-        if auth.mode == "token" and scheme.lower() == "bearer":
+        if auth.mode == "token" and scheme.lower() == "bearer":  # Basic is taken in both modes
             claims = auth.issuer.verify(value.strip())
             principal = claims.subject
             for (kind, name), actions in claims.access.items():
@@ -67,7 +67,7 @@ def policy(auth: Authenticator, authorization: str, method_arn: str) -> dict[str
                     resources.append(f"{prefix}/GET/v2/_catalog")
                 elif kind == "repository":
                     resources += _resources(prefix, name, actions)
-        elif auth.mode == "basic":
+        elif scheme.lower() == "basic":
             principal, password = basic_credentials(authorization)
             grants: list[Grant] = auth.login(principal, password)
             for grant in grants:

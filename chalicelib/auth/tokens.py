@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Any
 
 from chalicelib.auth.permissions import Scope
@@ -27,7 +28,11 @@ class Claims:
     kind: str  # "access" or "refresh"
 
     def allows(self, scope: Scope) -> tuple[str, ...]:
-        granted = self.access.get((scope.type, scope.name), frozenset())
+        """Access entries name repositories, or patterns of them (a token asked for no scope)."""
+        granted: set[str] = set()
+        for (kind, name), actions in self.access.items():
+            if kind == scope.type and fnmatchcase(scope.name, name):
+                granted |= actions
         return tuple(a for a in scope.actions if a in granted or "*" in granted)
 
     def asked_for(self, scope: Scope, action: str) -> bool:

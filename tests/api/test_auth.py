@@ -148,10 +148,20 @@ def test_token_for_one_repository_is_refused_on_another(api: ApiClient) -> None:
     assert_challenge(push_image(api, "carol/b", bearer(token)), "Bearer ")
 
 
-@pytest.mark.parametrize("header", ["Bearer", "Bearer ", "Bearer not.a.jwt", "Basic !!!", "Digest abc",
-                                    "Basic " + base64.b64encode(b"alice:" + PASSWORD.encode()).decode(), "bearer x y"])
+@pytest.mark.parametrize("header", ["Bearer", "Bearer ", "Bearer not.a.jwt", "Basic !!!", "Digest abc", "bearer x y",
+                                    "Basic " + base64.b64encode(b"alice:wrong").decode()])
 def test_malformed_or_foreign_authorization_is_refused(api: ApiClient, header: str) -> None:
     assert_challenge(api.get("/v2/", headers={"Authorization": header}), "Bearer ")
+
+
+def test_token_mode_takes_basic_credentials_too(api: ApiClient) -> None:
+    """Behind API Gateway the challenge names no scope; clients that take the scope from it
+    (oras-py, python-dxf) send Basic instead."""
+    assert push_image(api, "team/app", basic("alice")).status == 201
+    assert api.get("/v2/team/app/manifests/1", headers=basic("bob")).status == 200
+    # Refused at the gateway, whose ACCESS_DENIED answer is a 401 challenge in token mode.
+    assert push_image(api, "team/app", basic("bob"), tag="2").status == 401
+    assert api.get("/v2/team/app/manifests/2", headers=basic("alice")).status == 404
 
 
 def _forged(registry: Registry, key: bytes | None = None, algorithm: str = "HS256", **overrides: Any) -> str:
@@ -309,3 +319,19 @@ def test_every_action_can_be_granted() -> None:
     assert normalise_actions(["*"]) == frozenset(ACTIONS)
     with pytest.raises(ValueError):
         normalise_actions(["pull", "fly"])
+
+
+def test_a_token_asked_for_no_scope_carries_every_grant(api: ApiClient) -> None:
+    """For clients that ask /token for the scope the challenge names, which is none here."""
+    bob = token_for(api, [], user="bob")
+    claims = jwt.decode(bob, options={"verify_signature": False})
+    assert claims["access"] == [{"type": "repository", "name": "team/*", "actions": ["pull"]}]
+    alice = token_for(api, ["repository:team/app:pull,push"])
+    assert push_image(api, "team/app", bearer(alice)).status == 201
+    assert api.get("/v2/team/app/manifests/1", headers=bearer(bob)).status == 200
+    assert_challenge(push_image(api, "team/app", bearer(bob), tag="2"), "Bearer ")
+    assert_challenge(api.get("/v2/carol/a/tags/list", headers=bearer(bob)), "Bearer ")
+    anonymous = token_for(api, [], user=None)
+    assert push_image(api, "public/x", bearer(token_for(api, ["repository:public/x:pull,push"]))).status == 201
+    assert api.get("/v2/public/x/manifests/1", headers=bearer(anonymous)).status == 200
+    assert_challenge(api.get("/v2/team/app/manifests/1", headers=bearer(anonymous)), "Bearer ")
