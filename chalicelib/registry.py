@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 
 from chalicelib.auth.authenticator import Authenticator
+from chalicelib.events import EventPublisher
 from chalicelib.manifests.service import Manifests
 from chalicelib.settings import Settings
 from chalicelib.storage.accounts import AccountStore
@@ -28,6 +29,7 @@ class Registry:
     auth: Authenticator
     direct: DirectUploads
     verifier: Verifier
+    events: EventPublisher | None = None  # registry events on EventBridge, when BERTH_EVENT_BUS is set
 
     @classmethod
     def build(cls, settings: Settings, clients: AwsClients | None = None) -> Registry:
@@ -50,4 +52,4 @@ class Registry:
         uploads = Uploads(blobs, meta)
         return cls(settings, blobs, meta, uploads, Manifests(blobs, meta, settings.lifecycle), accounts,
                    Authenticator(settings, accounts, signing_key), DirectUploads(blobs, meta, uploads),
-                   Verifier(blobs, meta, uploads, continue_later))
+                   Verifier(blobs, meta, uploads, continue_later), EventPublisher.build(aws, settings))

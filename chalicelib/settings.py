@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from chalicelib.lifecycle.policy import Lifecycle
 
 AUTH_MODES = ("none", "basic", "token")
+EVENT_ACTIONS = ("push", "tag", "delete", "pull")  # what BERTH_EVENTS may select (docs/events.md)
 
 
 @dataclass(frozen=True)
@@ -23,11 +24,15 @@ class Settings:
     signing_secret_id: str | None = None  # Secrets Manager secret holding the token signing key
     verify_queue: str = "berth-verify"  # SQS queue S3 notifies of direct uploads (name, for the trigger)
     verify_queue_url: str | None = None  # the same queue, for continuation messages
+    event_bus: str | None = None  # EventBridge bus (name or ARN) for registry events; None: none sent
+    event_actions: frozenset[str] = frozenset({"push", "tag", "delete"})  # pulls are opt-in: one event each
     lifecycle: Lifecycle = field(default_factory=Lifecycle)  # retention, immutability, purge, GC, delete switches
 
     def __post_init__(self) -> None:
         if self.auth_mode not in AUTH_MODES:
             raise ValueError(f"BERTH_AUTH must be one of {', '.join(AUTH_MODES)}, not {self.auth_mode!r}")
+        if not self.event_actions <= set(EVENT_ACTIONS):
+            raise ValueError(f"BERTH_EVENTS may name {', '.join(EVENT_ACTIONS)}, not {sorted(self.event_actions)}")
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -43,5 +48,8 @@ class Settings:
             signing_secret_id=os.environ.get("BERTH_SIGNING_SECRET_ID") or None,
             verify_queue=os.environ.get("BERTH_VERIFY_QUEUE", "berth-verify"),
             verify_queue_url=os.environ.get("BERTH_VERIFY_QUEUE_URL") or None,
+            event_bus=os.environ.get("BERTH_EVENT_BUS") or None,
+            event_actions=frozenset(a.strip() for a in os.environ.get("BERTH_EVENTS", "push,tag,delete").split(",")
+                                    if a.strip()),
             lifecycle=Lifecycle.from_env(os.environ),
         )

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
+import uuid
+from pathlib import Path
 from typing import Any
 
 import requests
 
 MiB = 1024 * 1024
+APP = Path(__file__).resolve().parents[1] / "app.py"
 
 
 def digest_of(data: bytes) -> str:
@@ -89,3 +93,14 @@ def manifest_body(config: str, layers: list[tuple[str, int]],
         **extra,
     }
     return json.dumps(doc).encode()
+
+
+def load_app(registry: Any) -> Any:
+    """A fresh copy of app.py (as a new Lambda container loads it), so the authorizer is wired
+    for the mode in the environment, serving this test's registry."""
+    spec = importlib.util.spec_from_file_location(f"berth_auth_{uuid.uuid4().hex}", APP)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.registry = registry
+    return module.app

@@ -12,6 +12,7 @@ from chalicelib.api.responses import API_VERSION, error
 from chalicelib.api.routes import CATALOG, LOGIN, PUBLIC, ROUTES, Route
 from chalicelib.auth.permissions import CATALOG as CATALOG_SCOPE
 from chalicelib.auth.permissions import Scope
+from chalicelib.events import events_for
 from chalicelib.naming import check_name
 from chalicelib.registry import Registry
 from chalicelib.telemetry import RequestRecord, Telemetry
@@ -84,6 +85,9 @@ def handle(req: RegistryRequest, registry: Registry, telemetry: Telemetry | None
         log.exception("unhandled error on %s %s", req.method, req.path[:300])
         response, error_code = error(RegistryError(Oci.UNKNOWN, "internal error")), Oci.UNKNOWN.code
     response.headers.update(API_VERSION)
+    if registry.events is not None and route is not None and error_code is None:
+        url = realm_base(req, registry.settings.public_url)
+        registry.events.publish(events_for(operation_name(route), req, response, url))
     if telemetry is not None:
         telemetry.record(RequestRecord(
             request_id=req.request_id, method=req.method, operation=operation_name(route) if route else "",

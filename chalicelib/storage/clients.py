@@ -47,3 +47,7 @@ class AwsClients:
     @property
     def sqs(self) -> Any:
         return self._client("sqs")
+
+    @property
+    def events(self) -> Any:
+        return self._client("events")

@@ -4,12 +4,9 @@ flows real clients use, and every attack the registry must refuse."""
 from __future__ import annotations
 
 import base64
-import importlib.util
 import logging
 import time
-import uuid
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -21,21 +18,9 @@ from chalicelib.manifests import mediatypes as mt
 from chalicelib.registry import Registry
 from chalicelib.storage.accounts import TokenRecord
 from tests.conftest import ApiClient
-from tests.helpers import digest_of, manifest_body
+from tests.helpers import digest_of, load_app, manifest_body
 
-APP = Path(__file__).resolve().parents[2] / "app.py"
 PASSWORD = "correct horse battery staple"
-
-
-def load_app(registry: Registry) -> Any:
-    """A fresh copy of app.py (as a new Lambda container loads it), so the authorizer is wired
-    for the mode in the environment, serving this test's registry."""
-    spec = importlib.util.spec_from_file_location(f"berth_auth_{uuid.uuid4().hex}", APP)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.registry = registry
-    return module.app
 
 
 @pytest.fixture

@@ -26,3 +26,61 @@ def test_bucket_is_private_encrypted_and_aborts_stale_multipart_uploads() -> Non
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert [(k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]] == [("pk", "HASH"), ("sk", "RANGE")]
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires", "Enabled": True}
+
+
+def _template() -> dict:
+    from cfnlint.decode import decode_str
+
+    template, errors = decode_str(TEMPLATE.read_text())
+    assert not errors
+    return dict(template)
+
+
+def test_direct_uploads_reach_the_verify_queue() -> None:
+    """S3 notifies the queue of objects completed under direct/, and the queue lets it."""
+    resources = _template()["Resources"]
+    (notification,) = resources["Blobs"]["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    assert notification["Event"] == "s3:ObjectCreated:*"
+    assert notification["Queue"] == {"Fn::GetAtt": ["VerifyQueue", "Arn"]}
+    assert notification["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "direct/"}]
+    assert resources["Blobs"]["DependsOn"] == "VerifyQueuePolicy"  # S3 checks it may send when configured
+    (statement,) = resources["VerifyQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"} and statement["Action"] == "sqs:SendMessage"
+    source = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+    assert source == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}"}
+    queue = resources["VerifyQueue"]["Properties"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["VerifyDeadLetters", "Arn"]}
+    assert queue["SqsManagedSseEnabled"] is True  # SSE-KMS would need a key policy for S3
+
+
+def test_the_queue_outwaits_verify_blob() -> None:
+    """Lambda refuses an SQS trigger whose queue hides messages for less than the function's
+    timeout; make deploy passes six times it."""
+    from pathlib import Path
+
+    from berth.deploy.config import ChaliceConfig
+    from berth.deploy.storage import visibility_timeout
+
+    config = ChaliceConfig(Path(__file__).resolve().parents[2])
+    for stage in config.data["stages"]:
+        timeout = config.function_setting(stage, "verify_blob", "lambda_timeout")
+        assert int(visibility_timeout(timeout)) >= 6 * timeout
+    parameter = _template()["Parameters"]["VerifyVisibilityTimeout"]
+    assert parameter["Default"] >= 6 * config.function_setting("prod", "verify_blob", "lambda_timeout")
+
+
+def test_the_signing_secret_is_generated_and_everything_the_app_needs_is_an_output() -> None:
+    from berth.deploy.storage import Storage
+
+    template = _template()
+    secret = template["Resources"]["SigningSecret"]["Properties"]
+    assert secret["GenerateSecretString"]["PasswordLength"] >= 32 and "Name" not in secret
+    storage = Storage.from_outputs({key: key for key in template["Outputs"]})
+    assert storage.secret_arn == "SigningSecretArn" and storage.queue_url == "VerifyQueueUrl"
+    assert template["Resources"]["Metadata"]["Properties"]["DeletionProtectionEnabled"] is True
+
+
+def test_our_yaml_reader_agrees_with_cfn_lint() -> None:
+    from berth.deploy.templates import load
+
+    assert load(TEMPLATE.read_text()) == _template()

@@ -1,0 +1,95 @@
+"""What each Lambda function may do, and nothing more: one IAM policy per function, naming the
+stage's own bucket prefixes, table, secret and queue. Chalice gives every function with
+`autogen_policy: false` a role of its own (`<function>_role`) and reads its policy from the
+file `iam_policy_file` names; `berth.deploy.config` writes these documents there.
+
+Why some grants that the code never names:
+- `s3:ListBucket` on the bucket: without it S3 answers 403 instead of 404 for a missing key,
+  and the registry tells "gone" (a concurrent request finished first) from "denied" by 404.
+- Nothing for `TransactWriteItems` itself: IAM authorises a transaction by the actions of the
+  items in it (PutItem, UpdateItem, DeleteItem; "Using IAM with DynamoDB transactions").
+- SQS receive/delete/attributes for `verify_blob`: Lambda's event source mapping polls the
+  queue with the function's role (SAM adds nothing when Chalice names the role).
+- Logs: the groups exist (`log_retention_in_days` makes CloudFormation create them); the
+  functions only write streams into their stack's groups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+FUNCTIONS = ("api_handler", "credentials", "verify_blob", "purge_uploads", "collect_garbage")
+# The S3 prefixes the registry writes (docs/architecture.md, docs/direct-upload.md). The
+# deployment artifacts under deploy/ share the bucket but no function can touch them.
+BLOBS, MANIFESTS, DIRECT = "blobs/", "manifests/", "direct/"
+
+ITEM_READS = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"]
+ITEM_WRITES = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+
+
+@dataclass(frozen=True)
+class Grants:
+    """The ARNs a stage's functions work on."""
+
+    bucket_arn: str
+    table_arn: str
+    secret_arn: str
+    queue_arn: str
+    log_groups_arn: str  # the stack's Lambda log groups, e.g. arn:aws:logs:r:a:log-group:/aws/lambda/berth-prod-*
+    event_bus_arn: str | None = None  # BERTH_EVENT_BUS, when events are on
+
+    def objects(self, *prefixes: str) -> list[str]:
+        return [f"{self.bucket_arn}/{prefix}*" for prefix in prefixes]
+
+
+def _allow(sid: str, actions: list[str], resources: list[str]) -> dict[str, Any]:
+    return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources}
+
+
+def _document(grants: Grants, *statements: dict[str, Any]) -> dict[str, Any]:
+    logs = _allow("Logs", ["logs:CreateLogStream", "logs:PutLogEvents"], [f"{grants.log_groups_arn}:*"])
+    return {"Version": "2012-10-17", "Statement": [*statements, logs]}
+
+
+def policies(grants: Grants) -> dict[str, dict[str, Any]]:
+    every_prefix = grants.objects(BLOBS, MANIFESTS, DIRECT)
+    read_secret = _allow("SigningKey", ["secretsmanager:GetSecretValue"], [grants.secret_arn])
+    missing_is_404 = _allow("MissingKeysAre404", ["s3:ListBucket"], [grants.bucket_arn])
+    api = [
+        _allow("Table", ITEM_READS + ITEM_WRITES, [grants.table_arn]),
+        _allow("Objects", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
+                           "s3:ListMultipartUploadParts"], every_prefix),
+        missing_is_404,
+        read_secret,
+    ]
+    if grants.event_bus_arn:
+        api.append(_allow("Events", ["events:PutEvents"], [grants.event_bus_arn]))
+    return {
+        # Every registry request, the token endpoint included (it signs tokens).
+        "api_handler": _document(grants, *api),
+        # The authorizer: checks registry tokens (token mode), or users and CI tokens (Basic mode).
+        "credentials": _document(grants, _allow("Table", ["dynamodb:GetItem"], [grants.table_arn]), read_secret),
+        # Streams a direct upload's object, promotes or deletes it, and queues its own continuation.
+        "verify_blob": _document(
+            grants,
+            _allow("Table", ["dynamodb:GetItem"] + ITEM_WRITES, [grants.table_arn]),
+            _allow("Objects", ["s3:GetObject", "s3:DeleteObject"], grants.objects(DIRECT)),
+            _allow("Queue", ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                             "sqs:SendMessage"], [grants.queue_arn]),
+        ),
+        # Scans upload records, deletes abandoned ones with their parts and pieces.
+        "purge_uploads": _document(
+            grants,
+            _allow("Table", ["dynamodb:Scan", "dynamodb:DeleteItem"], [grants.table_arn]),
+            _allow("Objects", ["s3:DeleteObject", "s3:AbortMultipartUpload"], grants.objects(BLOBS, DIRECT)),
+        ),
+        # Retention rules and the sweep: reads everything, removes what nothing references.
+        "collect_garbage": _document(
+            grants,
+            _allow("Table", ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:UpdateItem",
+                             "dynamodb:DeleteItem"], [grants.table_arn]),
+            _allow("Objects", ["s3:GetObject", "s3:DeleteObject"], every_prefix),
+            missing_is_404,
+        ),
+    }

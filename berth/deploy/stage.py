@@ -1,0 +1,166 @@
+"""A stage from nothing to a registry clients log in to, and back (`make deploy`, `make destroy`).
+
+Up: the storage stack (infra/registry.yaml) → its outputs into .chalice/config.json (the stage's
+environment, one IAM policy file per function) → the merge template (berth/deploy/api.py) →
+`chalice package` for the configured runtime (berth/deploy/package.py) → bundle and template
+into the blob bucket (berth/deploy/artifacts.py) → the app stack. Both stacks are plain
+CloudFormation, so a failed update rolls back and a repeated run changes only what changed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from berth.deploy import artifacts, templates
+from berth.deploy.config import ChaliceConfig
+from berth.deploy.policies import policies
+from berth.deploy.stacks import Stacks
+from berth.deploy.storage import (
+    TEMPLATE,
+    Storage,
+    app_stack,
+    default_names,
+    deploy_storage,
+    storage_stack,
+    visibility_timeout,
+)
+
+CAPABILITIES = ("CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND")  # roles per function; the SAM transform
+
+
+@dataclass(frozen=True)
+class DomainOptions:
+    """Command-line choices; None means: keep what the stack has."""
+
+    name: str | None = None
+    hosted_zone_id: str | None = None
+    certificate_arn: str | None = None
+
+
+class Aws:
+    """The clients a deployment uses, in one region."""
+
+    def __init__(self, region: str | None) -> None:
+        import boto3
+
+        self.session: Any = boto3.session.Session(region_name=region)
+        if not self.session.region_name:
+            raise SystemExit("no AWS region: pass REGION=... or set AWS_REGION / a profile's region")
+        self.region: str = self.session.region_name
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service)
+
+    @property
+    def account(self) -> str:
+        return str(self.client("sts").get_caller_identity()["Account"])
+
+
+def storage_parameters(config: ChaliceConfig, stage: str, aws: Aws, previous: dict[str, str],
+                       domain: DomainOptions) -> dict[str, str]:
+    env = config.environment(stage)
+    names = default_names(stage, aws.account, aws.region)
+    # Names already in the config win: they are what an earlier deployment (or the owner) chose.
+    names = {"BucketName": env.get("BERTH_BUCKET") or names["BucketName"],
+             "TableName": env.get("BERTH_TABLE") or names["TableName"]}
+    chosen = {"DomainName": domain.name, "HostedZoneId": domain.hosted_zone_id,
+              "CertificateArn": domain.certificate_arn}
+    kept = {key: value if value is not None else previous.get(key, "") for key, value in chosen.items()}
+    if not kept["DomainName"]:
+        raise SystemExit("a registry needs a host name of its own (DOMAIN=registry.example.com, with ZONE=<Route 53 "
+                         "zone id> or CERT=<ACM certificate ARN>): clients ask for /v2/ at the root of the host, "
+                         "and the execute-api URL starts with the stage name. See docs/deploy.md.")
+    verify_timeout = int(config.function_setting(stage, "verify_blob", "lambda_timeout"))
+    return {**names, **kept, "VerifyVisibilityTimeout": visibility_timeout(verify_timeout)}
+
+
+def _environment(stage_env: dict[str, str], region: str) -> dict[str, str]:
+    """The stage's settings and nothing from the shell: BERTH_* there (a local test's
+    BERTH_AUTH=none, say) must not shape what is deployed."""
+    shell = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
+    return {**shell, **stage_env, "AWS_DEFAULT_REGION": region}
+
+
+def build_app(project_dir: Path, stage: str, storage: Storage, region: str) -> Path:
+    """The merge template and `chalice package`, each in a process of its own with the stage's
+    environment (Chalice imports app.py, which reads its settings at import)."""
+    assert storage.domain and storage.certificate_arn
+    build = project_dir / "build" / stage
+    shutil.rmtree(build, ignore_errors=True)
+    build.mkdir(parents=True)
+    env = _environment(ChaliceConfig(project_dir).environment(stage), region)
+    domain = ["--domain-name", storage.domain, "--certificate-arn", storage.certificate_arn]
+    if storage.hosted_zone_id:
+        domain += ["--hosted-zone-id", storage.hosted_zone_id]
+    merge = build / "merge.json"
+    made = subprocess.run([sys.executable, "-m", "berth.deploy.api", *domain], env=env, cwd=project_dir,
+                          check=True, stdout=subprocess.PIPE, text=True)
+    merge.write_text(made.stdout)
+    subprocess.run([sys.executable, "-m", "berth.deploy.package", "--project-dir", str(project_dir), "--stage",
+                    stage, "--merge-template", str(merge), str(build / "out")], env=env, cwd=project_dir, check=True)
+    return build / "out"
+
+
+def up(project_dir: Path, stage: str, region: str | None, domain: DomainOptions,
+       say: Callable[[str], None] = print) -> None:
+    aws = Aws(region)
+    stacks, s3 = Stacks(aws.client("cloudformation"), say), aws.client("s3")
+    config = ChaliceConfig(project_dir)
+    previous = stacks.parameters(storage_stack(stage))
+    parameters = storage_parameters(config, stage, aws, previous, domain)
+    text = (project_dir / TEMPLATE).read_text()
+    storage = deploy_storage(stacks, s3, aws.client("dynamodb"), text, templates.load(text), stage, parameters)
+
+    config.apply(stage, storage.environment(),
+                 policies(storage.grants(stage, config.environment(stage).get("BERTH_EVENT_BUS"))))
+    config.save()
+    say(f".chalice/config.json: stage {stage} now names its storage and policy files")
+
+    package_dir = build_app(project_dir, stage, storage, aws.region)
+    template_url, bundle = artifacts.upload(s3, storage.bucket, stage, package_dir)
+    outputs = stacks.deploy(app_stack(stage), {"TemplateURL": template_url}, capabilities=CAPABILITIES)
+    artifacts.prune(s3, storage.bucket, stage, keep={bundle})
+    say("")
+    say(summary(stage, storage, outputs, config.environment(stage).get("BERTH_AUTH", "none"), aws))
+
+
+def summary(stage: str, storage: Storage, outputs: dict[str, str], auth: str, aws: Aws) -> str:
+    assert storage.domain
+    lines = [f"Registry: {storage.public_url}   (stage {stage}, region {aws.region})",
+             f"  API Gateway's own URL, for diagnosis only: {outputs.get('EndpointURL', '?')}"]
+    if not storage.hosted_zone_id:
+        target = aws.client("apigateway").get_domain_name(domainName=storage.domain)["regionalDomainName"]
+        lines.append(f"  DNS: point {storage.domain} at {target} (CNAME, or an alias record)")
+    where = f"--table {storage.table} --region {aws.region}"
+    if auth != "none":
+        lines += ["First user (needs AWS credentials that can write the table):",
+                  f"  berth user add admin --grant '*=*' {where}"]
+    lines += ["Then:", f"  docker login {storage.domain}",
+              f"  docker tag alpine {storage.domain}/team/alpine:1 && docker push {storage.domain}/team/alpine:1"]
+    return "\n".join(lines)
+
+
+def down(project_dir: Path, stage: str, region: str | None, say: Callable[[str], None] = print) -> None:
+    """Remove the app stack and the storage stack. The bucket and table stay (they hold the
+    images); a later `make deploy` of the stage adopts them again."""
+    aws = Aws(region)
+    stacks, s3 = Stacks(aws.client("cloudformation"), say), aws.client("s3")
+    outputs = stacks.outputs(storage_stack(stage))
+    stacks.delete(app_stack(stage))
+    storage = Storage.from_outputs(outputs) if outputs else None
+    if storage:
+        artifacts.prune(s3, storage.bucket, stage, keep=set())
+    stacks.delete(storage_stack(stage))
+    if storage:
+        say(f"Kept: bucket {storage.bucket} and table {storage.table} (the images, users and tokens).\n"
+            f"`make deploy STAGE={stage}` takes them back. To delete them for good (irreversible):\n"
+            f"  aws s3 rm s3://{storage.bucket} --recursive && aws s3 rb s3://{storage.bucket}\n"
+            f"  aws dynamodb update-table --table-name {storage.table} --no-deletion-protection-enabled\n"
+            f"  aws dynamodb delete-table --table-name {storage.table}")

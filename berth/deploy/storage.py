@@ -1,0 +1,140 @@
+"""The storage stack (infra/registry.yaml): its name and parameters for a stage, its outputs as
+the registry's environment and IAM grants, and how a stage deleted earlier gets its retained
+bucket and table back."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from berth.deploy.policies import Grants
+from berth.deploy.stacks import Stacks
+
+TEMPLATE = Path("infra") / "registry.yaml"
+# Resources the stack keeps when deleted (DeletionPolicy: Retain), by logical id.
+RETAINED = {"Blobs": ("AWS::S3::Bucket", "BucketName"), "Metadata": ("AWS::DynamoDB::Table", "TableName")}
+# AWS recommends a visibility timeout of six times the consuming function's timeout.
+VISIBILITY_PER_TIMEOUT = 6
+
+
+def storage_stack(stage: str) -> str:
+    return f"berth-{stage}-storage"
+
+
+def app_stack(stage: str) -> str:
+    return f"berth-{stage}"
+
+
+def default_names(stage: str, account: str, region: str) -> dict[str, str]:
+    # Bucket names are global: the account and region make the default one unique.
+    return {"BucketName": f"berth-{stage}-{account}-{region}", "TableName": f"berth-{stage}"}
+
+
+def visibility_timeout(verify_timeout: int) -> str:
+    return str(min(VISIBILITY_PER_TIMEOUT * verify_timeout, 43_200))
+
+
+@dataclass(frozen=True)
+class Storage:
+    bucket: str
+    bucket_arn: str
+    table: str
+    table_arn: str
+    secret_arn: str
+    queue_name: str
+    queue_url: str
+    queue_arn: str
+    dead_letter_url: str
+    domain: str | None = None
+    hosted_zone_id: str | None = None
+    certificate_arn: str | None = None
+
+    @classmethod
+    def from_outputs(cls, outputs: dict[str, str]) -> Storage:
+        return cls(outputs["BucketName"], outputs["BucketArn"], outputs["TableName"], outputs["TableArn"],
+                   outputs["SigningSecretArn"], outputs["VerifyQueueName"], outputs["VerifyQueueUrl"],
+                   outputs["VerifyQueueArn"], outputs["VerifyDeadLetterQueueUrl"], outputs.get("DomainName"),
+                   outputs.get("HostedZoneId"), outputs.get("CertificateArn"))
+
+    @property
+    def public_url(self) -> str | None:
+        return f"https://{self.domain}" if self.domain else None
+
+    def environment(self) -> dict[str, str]:
+        """What the registry reads (chalicelib/settings.py), for the stage's config."""
+        env = {"BERTH_BUCKET": self.bucket, "BERTH_TABLE": self.table, "BERTH_SIGNING_SECRET_ID": self.secret_arn,
+               "BERTH_VERIFY_QUEUE": self.queue_name, "BERTH_VERIFY_QUEUE_URL": self.queue_url}
+        if self.public_url:
+            env["BERTH_PUBLIC_URL"] = self.public_url
+        return env
+
+    def grants(self, stage: str, event_bus: str | None = None) -> Grants:
+        _, partition, _, region, account = self.table_arn.split(":")[:5]
+        bus_arn = None
+        if event_bus:
+            bus_arn = event_bus if event_bus.startswith("arn:") else \
+                f"arn:{partition}:events:{region}:{account}:event-bus/{event_bus}"
+        # CloudFormation names the app stack's functions <stack>-<logical id>-<suffix>.
+        logs = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{app_stack(stage)}-*"
+        return Grants(self.bucket_arn, self.table_arn, self.secret_arn, self.queue_arn, logs, bus_arn)
+
+
+def import_template(template: dict[str, Any]) -> dict[str, Any]:
+    """The retained resources alone, as an IMPORT change set wants them: only resources being
+    imported, no outputs, nothing that refers to resources not yet there (the update that
+    follows adds those)."""
+    resources = {}
+    for logical_id in RETAINED:
+        resource = {k: v for k, v in template["Resources"][logical_id].items() if k != "DependsOn"}
+        properties = dict(resource["Properties"])
+        properties.pop("NotificationConfiguration", None)  # names the queue
+        resources[logical_id] = {**resource, "Properties": properties}
+    return {"AWSTemplateFormatVersion": template["AWSTemplateFormatVersion"],
+            "Parameters": template["Parameters"], "Resources": resources}
+
+
+def retained_leftovers(s3: Any, dynamodb: Any, names: dict[str, str]) -> list[dict[str, Any]]:
+    """The bucket and table an earlier storage stack of this stage left behind, as resources to
+    import. Both or neither: one without the other is not a registry this tool made."""
+    found = []
+    try:
+        s3.head_bucket(Bucket=names["BucketName"])
+        found.append("Blobs")
+    except ClientError as err:
+        if err.response["Error"]["Code"] in ("403", "AccessDenied"):
+            raise SystemExit(f"bucket {names['BucketName']} belongs to someone else: choose another name in "
+                             "the stage's BERTH_BUCKET") from None
+    try:
+        dynamodb.describe_table(TableName=names["TableName"])
+        found.append("Metadata")
+    except dynamodb.exceptions.ResourceNotFoundException:
+        pass
+    if not found:
+        return []
+    if len(found) == 1:
+        raise SystemExit(f"{found[0]} exists without its partner ({names}): choose other names in the stage's "
+                         "BERTH_BUCKET/BERTH_TABLE, or remove it")
+    return [{"ResourceType": kind, "LogicalResourceId": logical_id,
+             "ResourceIdentifier": {key: names[key]}} for logical_id, (kind, key) in RETAINED.items()]
+
+
+def deploy_storage(stacks: Stacks, s3: Any, dynamodb: Any, template_text: str, template: dict[str, Any],
+                   stage: str, parameters: dict[str, str]) -> Storage:
+    """Create or update the stage's storage stack. A new stack first adopts the bucket and
+    table a deleted one retained, so `make destroy` then `make deploy` keeps the images."""
+    name = storage_stack(stage)
+    current = stacks.parameters(name)
+    for _, key in RETAINED.values():
+        if current.get(key, parameters[key]) != parameters[key]:
+            raise SystemExit(f"{name} has {key}={current[key]}, the config says {parameters[key]}: "
+                             "renaming would start an empty registry. Put the old name back in the config.")
+    if not current:
+        leftovers = retained_leftovers(s3, dynamodb, parameters)
+        if leftovers:
+            stacks.deploy(name, {"TemplateBody": json.dumps(import_template(template))}, parameters,
+                          import_resources=leftovers)
+    return Storage.from_outputs(stacks.deploy(name, {"TemplateBody": template_text}, parameters))
