@@ -13,7 +13,7 @@ from chalicelib.storage.table import from_item, to_item
 
 # Everything the jobs look at, and nothing else: manifest bodies stay out of scans.
 _SCANNED = ("pk", "sk", "key", "size", "refs", "touched", "doomed", "repos", "body_key", "repo", "offset",
-            "multipart_id", "parts", "pieces", "created", "updated")
+            "multipart_id", "parts", "pieces", "created", "updated", "direct")
 _STATE_KEY = {"pk": "lifecycle", "sk": "gc"}
 
 

@@ -1,6 +1,5 @@
 """Purge of abandoned uploads: mid-chunk (pieces), mid-multipart (an S3 multipart upload and
-pieces), and never a live one. (Uploads abandoned mid direct-to-S3 upload belong to the
-direct-upload path, docs/direct-upload.md, which does not exist yet.)"""
+pieces), mid direct-to-S3 upload, and never a live one."""
 
 from __future__ import annotations
 
@@ -106,3 +105,24 @@ def test_purge_stops_when_told_and_the_next_run_finishes(lab: Lab) -> None:
     assert not first.complete and first.uploads == 1
     assert lab.jobs.purge().uploads == 2
     assert lab.objects() == []
+
+
+def test_direct_uploads_abandoned_before_or_after_their_finish_are_purged(lab: Lab) -> None:
+    """Mid direct-to-S3 upload: the parts sent (an S3 multipart upload at direct/<uuid>), and a
+    finished object nobody verified (the verifier never ran), both go with the record."""
+    import requests
+
+    data = os.urandom(16 * MiB + 10)
+    open_part = lab.client.post(f"/v2/{REPO}/blobs/uploads/?berth-direct={len(data)}").header("Location")
+    first = lab.client.get(f"{open_part}/parts").json()["urls"][0]["url"]
+    assert requests.put(first, data=data[: 16 * MiB], timeout=60).status_code == 200
+    finished = lab.client.post(f"/v2/{REPO}/blobs/uploads/?berth-direct={len(data)}").header("Location")
+    for entry in lab.client.get(f"{finished}/parts").json()["urls"]:
+        part = data[(entry["number"] - 1) * 16 * MiB : entry["number"] * 16 * MiB]
+        assert requests.put(entry["url"], data=part, timeout=60).status_code == 200
+    assert lab.client.put(f"{finished}?digest={digest_of(data)}").status == 202
+    assert len(open_multipart_uploads(lab.aws, lab.bucket)) == 1 and len(lab.objects()) == 1
+    lab.clock.later(25)
+    assert lab.jobs.purge().uploads == 2
+    assert open_multipart_uploads(lab.aws, lab.bucket) == [] and lab.objects() == []
+    assert lab.client.get(open_part).status == 404 and lab.client.get(finished).status == 404
