@@ -13,27 +13,20 @@ from __future__ import annotations
 import importlib.util
 import logging
 import queue
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from berth.local.apigateway import LAMBDA_PAYLOAD_LIMIT, GatewayResponse, gateway_error, invoke, request_too_large
+from berth.serving import BadBody, BodyLost, RequestBody, TooLarge, content_length
+from berth.serving import Handler as BaseHandler
 
 APP_PATH = Path(__file__).resolve().parents[2] / "app.py"
 # A body longer than the payload limit cannot fit in an event, whatever its encoding.
 MAX_BODY = LAMBDA_PAYLOAD_LIMIT
-# After a 413, read and discard what the client still sends (so it sees the answer rather
-# than a reset), up to these bounds.
-DRAIN_BYTES = 256 * 1024 * 1024
-DRAIN_SECONDS = 10.0
-READ_BLOCK = 1024 * 1024
-MAX_LINE = 8192
-MAX_TRAILERS = 64
-_CHUNK_SIZE = re.compile(rb"[0-9a-fA-F]{1,16}")
 
 # Not under "berth": Chalice gives the app's logger (its app_name) a stdout handler.
 access_log = logging.getLogger("berth_local.access")
@@ -66,45 +59,35 @@ class Containers:
             self._free.put(app)
 
 
-class BodyTooLarge(Exception):
-    def __init__(self, unread: int | None) -> None:
-        super().__init__()
-        self.unread = unread  # bytes of body still to come, where known
-
-
-class BadRequest(Exception):
-    pass
-
-
-class ConnectionLost(Exception):
-    pass
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive
-    disable_nagle_algorithm = True  # headers and body go out in separate writes
+class Handler(BaseHandler):
     timeout = 120  # idle keep-alive connections and stalled bodies
+    server_name = "berth-local"
+    log = log
+    drain_bytes = 256 * 1024 * 1024
     server: LocalRegistry
 
     def do_request(self) -> None:
         started = time.monotonic()
-        refused: BodyTooLarge | None = None
+        body: RequestBody | None = None
+        refused = False
         try:
-            response = self._invoke(self._read_body())
-        except BodyTooLarge as err:
+            body = RequestBody(self.rfile, self.headers)
+            response = self._invoke(body.read(MAX_BODY))
+        except TooLarge:
             # The rest of the body is not read, so the connection cannot carry another request.
-            response, refused = request_too_large(), err
+            response, refused = request_too_large(), True
             self.close_connection = True
-        except BadRequest:
+        except BadBody:
             response = gateway_error(400, "Bad Request")
             self.close_connection = True
-        except (ConnectionLost, OSError):
+        except (BodyLost, OSError):
             self.close_connection = True
             return
         try:
             self._send(response)
-            if refused is not None:
-                self._drain(refused.unread)
+            if refused:
+                # A declared length was refused before any of it was read; a chunked body, midway.
+                self.drain(body.length if body is not None else None)
         except OSError:
             self.close_connection = True
         access_log.info("%s %s %d %.1fms", self.command, self.path, response.status,
@@ -134,98 +117,11 @@ class Handler(BaseHTTPRequestHandler):
     def handle_expect_100(self) -> bool:
         # Refuse an oversize body before the client sends it: no 100 Continue, just the 413.
         try:
-            if (self._content_length() or 0) > MAX_BODY:
+            if (content_length(self.headers) or 0) > MAX_BODY:
                 return True
-        except BadRequest:
+        except BadBody:
             return True
         return super().handle_expect_100()
-
-    def version_string(self) -> str:
-        return "berth-local"
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass  # do_request writes the access log, with timing
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # The base class reports unparseable requests here. A TLS handshake is skopeo or podman
-        # with --tls-verify=false trying HTTPS before HTTP: expected, not worth a line.
-        if getattr(self, "raw_requestline", b"").startswith(b"\x16"):
-            return
-        log.warning("%s: %s", self.address_string(), format % args)
-
-    # ---- request bodies ------------------------------------------------------------------
-
-    def _read_body(self) -> bytes:
-        encoding = self.headers.get("Transfer-Encoding")
-        if encoding is not None:
-            if encoding.split(",")[-1].strip().lower() != "chunked":
-                raise BadRequest
-            return self._read_chunked()
-        length = self._content_length()
-        if not length:
-            return b""
-        if length > MAX_BODY:
-            raise BodyTooLarge(unread=length)
-        return self._read_exact(length)
-
-    def _content_length(self) -> int | None:
-        values = {v.strip() for v in self.headers.get_all("Content-Length") or []}
-        if not values:
-            return None
-        if len(values) > 1 or not all(v.isdigit() for v in values):
-            raise BadRequest
-        return int(values.pop())
-
-    def _read_exact(self, size: int) -> bytes:
-        data = self.rfile.read(size)
-        if len(data) != size:
-            raise ConnectionLost
-        return data
-
-    def _line(self) -> bytes:
-        line = self.rfile.readline(MAX_LINE + 1)
-        if not line:
-            raise ConnectionLost
-        if len(line) > MAX_LINE or not line.endswith(b"\n"):
-            raise BadRequest
-        return line.rstrip(b"\r\n")
-
-    def _read_chunked(self) -> bytes:
-        """Decode a chunked body, refusing it as soon as it grows past MAX_BODY."""
-        parts: list[bytes] = []
-        total = 0
-        while True:
-            size_field = self._line().split(b";", 1)[0].strip()
-            if not _CHUNK_SIZE.fullmatch(size_field):
-                raise BadRequest
-            size = int(size_field, 16)
-            if size == 0:
-                break
-            total += size
-            if total > MAX_BODY:
-                raise BodyTooLarge(unread=None)
-            parts.append(self._read_exact(size))
-            if self._line():
-                raise BadRequest
-        for _ in range(MAX_TRAILERS):
-            if not self._line():
-                return b"".join(parts)
-        raise BadRequest
-
-    def _drain(self, unread: int | None) -> None:
-        """Consume the rest of a refused body (all of it when its length is known, else until
-        the client closes), within bounds, so the client reads the 413 rather than a reset."""
-        deadline = time.monotonic() + DRAIN_SECONDS
-        budget = DRAIN_BYTES if unread is None else min(unread, DRAIN_BYTES)
-        try:
-            self.connection.settimeout(DRAIN_SECONDS)
-            while budget > 0 and time.monotonic() < deadline:
-                block = self.rfile.read1(min(budget, READ_BLOCK))
-                if not block:
-                    return
-                budget -= len(block)
-        except OSError:
-            pass
 
 
 class LocalRegistry(ThreadingHTTPServer):

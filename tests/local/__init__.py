@@ -54,24 +54,20 @@ def _answers(port: int) -> bool:
 
 
 @contextmanager
-def local_server(workdir: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[LocalServer]:
-    """`python -m berth.local` on a free port (with `env` added to the environment), up once
-    `GET /v2/` answers (with any status: auth may be on); on exit it must stop cleanly on
-    Ctrl-C (SIGINT)."""
-    port = free_port()
-    log_path = workdir / "berth-local.log"
+def running(command: list[str], port: int, log_path: Path, name: str,
+            env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process of ours, up once `GET /v2/` answers on `port` (with any status: auth
+    may be on); on exit it must stop cleanly on Ctrl-C (SIGINT)."""
     with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "berth.local", "--port", str(port), *args],
-                                   cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    env={**os.environ, **(env or {})})
-    server = LocalServer(port, process, log_path)
     try:
         deadline = time.monotonic() + START_SECONDS
         while not _answers(port):
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the local mode did not start:\n{server.log()}")
+                raise RuntimeError(f"{name} did not start:\n{log_path.read_text(errors='replace')}")
             time.sleep(0.1)
-        yield server
+        yield process
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -80,4 +76,14 @@ def local_server(workdir: Path, *args: str, env: dict[str, str] | None = None) -
             process.kill()
             process.wait()
             raise
-    assert code == 0, f"the local mode exited with {code} on Ctrl-C:\n{server.log()}"
+    assert code == 0, f"{name} exited with {code} on Ctrl-C:\n{log_path.read_text(errors='replace')}"
+
+
+@contextmanager
+def local_server(workdir: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[LocalServer]:
+    """`python -m berth.local` on a free port (with `env` added to the environment)."""
+    port = free_port()
+    log_path = workdir / "berth-local.log"
+    command = [sys.executable, "-m", "berth.local", "--port", str(port), *args]
+    with running(command, port, log_path, "the local mode", env) as process:
+        yield LocalServer(port, process, log_path)

@@ -1,0 +1,165 @@
+"""What Berth's two HTTP servers (the local mode's API Gateway stand-in and `berth relay`)
+share: request bodies read as they arrive, by `Content-Length` or `Transfer-Encoding:
+chunked`, a block at a time (a layer streams without being held in memory), and a handler
+base for HTTP/1.1 keep-alive with quiet logs."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator
+from email.message import Message
+from http.server import BaseHTTPRequestHandler
+from io import BufferedIOBase
+from typing import Any
+
+BLOCK = 1024 * 1024
+MAX_LINE = 8192
+MAX_TRAILERS = 64
+_CHUNK_SIZE = re.compile(rb"[0-9a-fA-F]{1,16}")
+
+
+class BadBody(Exception):
+    """The body's framing is broken: the connection cannot carry another request."""
+
+
+class BodyLost(Exception):
+    """The client went away before the body ended."""
+
+
+class TooLarge(Exception):
+    """A body to be held in memory is longer than the server holds."""
+
+
+class RequestBody:
+    """The body of one request, read once. `complete` tells whether it was read to its end, so
+    that the connection can carry the next request (otherwise it must close)."""
+
+    def __init__(self, stream: BufferedIOBase, headers: Message) -> None:
+        self._stream = stream
+        encoding = headers.get("Transfer-Encoding")
+        if encoding is not None and encoding.split(",")[-1].strip().lower() != "chunked":
+            raise BadBody
+        self.chunked = encoding is not None
+        self.length = None if self.chunked else content_length(headers)
+        self.complete = not self.chunked and not self.length
+        self._started = False
+
+    @property
+    def present(self) -> bool:
+        """Whether the request has a body at all (a chunked one may still turn out empty)."""
+        return self.chunked or bool(self.length)
+
+    def __iter__(self) -> Iterator[bytes]:
+        """The body in blocks of at most BLOCK bytes."""
+        if self._started:
+            raise RuntimeError("a request body is read once")
+        self._started = True
+        if self.chunked:
+            yield from self._chunks()
+        else:
+            yield from self._exact(self.length or 0)
+        self.complete = True
+
+    def read(self, limit: int) -> bytes:
+        """The whole body, refused with TooLarge beyond `limit` bytes (before reading any of it
+        when the length is declared)."""
+        if self.length is not None and self.length > limit:
+            raise TooLarge
+        parts, total = [], 0
+        for block in self:
+            total += len(block)
+            if total > limit:
+                raise TooLarge
+            parts.append(block)
+        return b"".join(parts)
+
+    def _exact(self, size: int) -> Iterator[bytes]:
+        while size:
+            try:
+                block = self._stream.read(min(size, BLOCK))
+            except OSError as error:  # reset, or timed out
+                raise BodyLost from error
+            if not block:
+                raise BodyLost
+            size -= len(block)
+            yield block
+
+    def _line(self) -> bytes:
+        try:
+            line = self._stream.readline(MAX_LINE + 1)
+        except OSError as error:
+            raise BodyLost from error
+        if not line:
+            raise BodyLost
+        if len(line) > MAX_LINE or not line.endswith(b"\n"):
+            raise BadBody
+        return line.rstrip(b"\r\n")
+
+    def _chunks(self) -> Iterator[bytes]:
+        while True:
+            size_field = self._line().split(b";", 1)[0].strip()
+            if not _CHUNK_SIZE.fullmatch(size_field):
+                raise BadBody
+            size = int(size_field, 16)
+            if size == 0:
+                break
+            yield from self._exact(size)
+            if self._line():
+                raise BadBody
+        for _ in range(MAX_TRAILERS):
+            if not self._line():
+                return
+        raise BadBody
+
+
+def content_length(headers: Message) -> int | None:
+    values = {v.strip() for v in headers.get_all("Content-Length") or []}
+    if not values:
+        return None
+    if len(values) > 1 or not all(v.isdigit() for v in values):
+        raise BadBody
+    return int(values.pop())
+
+
+class Handler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive and Nagle off (headers and body go out in separate writes);
+    subclasses name themselves, log their own access lines, and drain refused bodies."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server_name = "berth"
+    log = logging.getLogger("berth")
+    # After refusing a request without reading its body, read and discard what the client
+    # still sends (so it sees the answer rather than a reset), up to these bounds.
+    drain_bytes = 64 * 1024 * 1024
+    drain_seconds = 10.0
+
+    def drain(self, unread: int | None = None) -> None:
+        """Consume the rest of a refused body: `unread` bytes when known, else until the
+        client closes, within the bounds."""
+        deadline = time.monotonic() + self.drain_seconds
+        budget = self.drain_bytes if unread is None else min(unread, self.drain_bytes)
+        try:
+            self.connection.settimeout(self.drain_seconds)
+            while budget > 0 and time.monotonic() < deadline:
+                block = self.rfile.read1(min(budget, BLOCK))
+                if not block:
+                    return
+                budget -= len(block)
+        except OSError:
+            pass
+
+    def version_string(self) -> str:
+        return self.server_name
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass  # subclasses write their own access lines, with timing
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # The base class reports unparseable requests here. A TLS handshake is skopeo or podman
+        # with --tls-verify=false trying HTTPS before HTTP: expected, not worth a line.
+        if getattr(self, "raw_requestline", b"").startswith(b"\x16"):
+            return
+        self.log.warning("%s: %s", self.address_string(), format % args)
