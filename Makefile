@@ -40,7 +40,7 @@ destroy: install
 	$(PY) -m berth.deploy down --stage $(STAGE) $(if $(REGION),--region $(REGION))
 
 bench: install
-	$(PY) -m bench
+	$(PY) -m bench $(if $(BIG),--big)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench/out

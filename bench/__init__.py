@@ -1,7 +1,9 @@
 """`make bench` (`python -m bench`): what each registry operation costs Berth in AWS calls,
 Lambda bytes, S3 bytes and handler time on the local mode (moto), and skopeo's push and pull
-against Berth beside Debian's docker-registry on the same moto. Figures are printed beside
-their goals and written to bench/out/latest.json; nothing here asserts a timing.
+against Berth beside Debian's docker-registry on the same moto. With `--big` (`make bench
+BIG=1`), also a 200 MiB and a 1 GiB layer through `berth push`, `berth relay` and
+docker-registry: wall time, peak memory, S3 bytes written. Figures are printed beside their
+goals and written to bench/out/latest.json; nothing here asserts a timing.
 
 Modules, one job each:
 
@@ -16,5 +18,8 @@ Modules, one job each:
 | `operations` | the per-operation scenarios and their measurement |
 | `coldstart` | `import app` in fresh processes |
 | `localmode`, `reference`, `skopeo`, `sidebyside` | skopeo against Berth's local mode and against docker-registry |
+| `listening` | free ports, and whether a registry started there answers yet |
+| `biglayout`, `processes` | `--big`: a GiB layer built on disk; client commands timed, with their peak memory |
+| `relay`, `biglayers` | `--big`: `berth relay` as its own process; the three paths, size by size |
 | `goals`, `report`, `stats` | the goals, the table and the JSON, medians and percentiles |
 """

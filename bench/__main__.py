@@ -31,6 +31,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="skip skopeo against Berth and the reference registry")
     parser.add_argument("--runs", type=int, default=None,
                         help="skopeo runs per registry (default: 5, --quick 2)")
+    parser.add_argument("--big", action="store_true",
+                        help="also push and pull a 200 MiB and a 1 GiB layer: berth push and pull, skopeo through "
+                             "berth relay, skopeo to docker-registry (a few more minutes; `make bench BIG=1`)")
     parser.add_argument("--out", type=Path, default=OUT, help="JSON output (default: bench/out/latest.json)")
     return parser.parse_args(argv)
 
@@ -85,7 +88,7 @@ class _Discard(io.TextIOBase):
 
 def measure(args: argparse.Namespace, progress: Callable[[str], None]) -> Run:
     """Every figure of one run, as a `report.Run`."""
-    from bench import awsbackend, coldstart, goals, operations, report, sidebyside
+    from bench import awsbackend, biglayers, coldstart, goals, operations, report, sidebyside
 
     env = environment()
     env["mode"] = "quick (a fifth of the repetitions: a smoke test)" if args.quick else "full"
@@ -106,10 +109,18 @@ def measure(args: argparse.Namespace, progress: Callable[[str], None]) -> Run:
             except Exception as error:  # the rest of the figures still stand
                 skipped = f"{type(error).__name__}: {error}"
                 progress(f"side by side failed: {skipped}")
+        big, big_skipped = None, None
+        if args.big:
+            progress("big layers: berth push and pull, skopeo through berth relay, skopeo to the reference")
+            try:
+                big = biglayers.run(backend, progress)
+            except Exception as error:  # the rest of the figures still stand
+                big_skipped = f"{type(error).__name__}: {error}"
+                progress(f"big layers failed: {big_skipped}")
         verdicts = goals.verdicts({r.key: r for r in results}, cold)
         env["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
         env["docker_registry"] = _tool_version("docker-registry", "--version")  # may be installed by now
-        return report.Run(env, results, cold, side, skipped, verdicts)
+        return report.Run(env, results, cold, side, skipped, verdicts, big, big_skipped)
     finally:
         backend.stop()
 

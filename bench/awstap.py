@@ -1,6 +1,7 @@
 """A WSGI middleware in front of moto that records every request it serves: which service
 and operation, whether it was signed by a registry (an Authorization header) or is a client
-following a presigned URL, and how many bytes it writes to S3.
+following a presigned URL, how many bytes it writes to S3, and when and for how long moto
+served it.
 
 Bytes written are the body of PutObject and UploadPart, and what CopyObject and
 UploadPartCopy copy (the range, or the source object's size, looked up in moto before the
@@ -12,9 +13,10 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -30,6 +32,8 @@ class TapRecord:
     operation: str  # "PutObject", "GetItem", ...
     presigned: bool  # a client following a presigned URL, not a registry's own call
     bytes_written: int  # S3 bytes this request writes
+    started: float = 0.0  # time.monotonic() when moto got it
+    seconds: float = 0.0  # how long moto took to answer it (0 while it has not)
 
     @property
     def name(self) -> str:
@@ -95,8 +99,16 @@ class RequestTap:
         except Exception:  # a request the tap does not understand must still reach moto
             record = TapRecord("unknown", environ.get("REQUEST_METHOD", "?"), False, 0)
         with self._lock:
-            self._records.append(record)
-        return self._app(environ, start_response)
+            index = len(self._records)
+            self._records.append(record)  # in arrival order, so a window holds what started in it
+        started = time.monotonic()
+        try:
+            # moto builds its whole answer here (a body is bytes), so this is its time to serve.
+            return self._app(environ, start_response)
+        finally:
+            served = replace(record, started=started, seconds=time.monotonic() - started)
+            with self._lock:
+                self._records[index] = served
 
     def classify(self, environ: dict[str, Any]) -> TapRecord:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -146,6 +158,7 @@ class TapSummary:
     signed: Counter[str]  # registry calls by service.Operation
     presigned: Counter[str]  # client requests on presigned URLs by service.Operation
     written: Counter[str]  # S3 bytes written by service.Operation
+    busy: dict[str, float]  # seconds moto spent serving each service.Operation (overlaps counted once)
 
     @property
     def s3_bytes_written(self) -> int:
@@ -157,8 +170,22 @@ class TapSummary:
         for record in records:
             if record.bytes_written:
                 written[record.name] += record.bytes_written
+        spans: dict[str, list[tuple[float, float]]] = {}
+        for record in records:
+            spans.setdefault(record.name, []).append((record.started, record.started + record.seconds))
         return cls(
             signed=Counter(r.name for r in records if not r.presigned),
             presigned=Counter(r.name for r in records if r.presigned),
             written=written,
+            busy={name: covered(intervals) for name, intervals in sorted(spans.items())},
         )
+
+
+def covered(intervals: Iterable[tuple[float, float]]) -> float:
+    """The length of the union of the intervals: requests served at once count once."""
+    total, reached = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end > reached:
+            total += end - max(start, reached)
+            reached = end
+    return total

@@ -9,10 +9,8 @@ presigned S3 URLs, as with Berth.
 
 from __future__ import annotations
 
-import http.client
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.awsbackend import Backend
+from bench.listening import answers, free_port
 
 BINARY = "docker-registry"
 BUCKET = "reference-registry"
@@ -88,29 +87,12 @@ def ensure_installed() -> str:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _answers(port: int) -> bool:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        connection.request("GET", "/v2/")
-        return connection.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        connection.close()
-
-
 @contextmanager
 def reference_registry(backend: Backend) -> Iterator[str]:
     """Yields the reference registry's host:port while it runs."""
     binary = ensure_installed()
     backend.create_bucket(BUCKET)
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory(prefix="bench-reference-") as workdir:
         config = Path(workdir) / "config.yml"
         config.write_text(CONFIG.format(endpoint=backend.endpoint, bucket=BUCKET, port=port))
@@ -122,7 +104,7 @@ def reference_registry(backend: Backend) -> Iterator[str]:
                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + START_SECONDS
-            while not _answers(port):
+            while not answers(port):
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{BINARY} did not start:\n{log_path.read_text(errors='replace')}")
                 time.sleep(0.1)

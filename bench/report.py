@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.biglayers import PATHS, BigLayers, size_label
 from bench.coldstart import ColdStart
 from bench.goals import Verdict, goal_for
 from bench.operations import OperationResult
@@ -22,6 +23,8 @@ class Run:
     side_by_side: SideBySide | None
     side_by_side_skipped: str | None
     verdicts: list[Verdict]
+    big_layers: BigLayers | None = None  # `--big` only
+    big_layers_skipped: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         cold = None
@@ -42,6 +45,8 @@ class Run:
             "side_by_side": self.side_by_side.as_json() if self.side_by_side else None,
             "side_by_side_skipped": self.side_by_side_skipped,
             "goals": [verdict.as_json() for verdict in self.verdicts],
+            "big_layers": self.big_layers.as_json() if self.big_layers else None,
+            "big_layers_skipped": self.big_layers_skipped,
         }
 
 
@@ -170,6 +175,37 @@ def side_lines(side_by_side: SideBySide) -> list[str]:
     return lines
 
 
+BUSY_WORTH_SHOWING = 0.5  # seconds
+
+
+def _mib(value: int | None) -> str:
+    return "-" if value is None else f"{value / (1024 * 1024):.0f}"
+
+
+def big_lines(big: BigLayers) -> list[str]:
+    rows = []
+    for r in big.results:
+        relay = "-" if r.relay_peak_rss is None else f"{_mib(r.relay_peak_rss)} (idle {_mib(r.relay_started_rss)})"
+        rows.append([
+            size_label(r.size), PATHS[r.path], f"{r.push.seconds:.1f}", f"{r.push_server_side_seconds:.1f}",
+            f"{r.pull.seconds:.1f}", f"{_mib(r.push.peak_rss)} / {_mib(r.pull.peak_rss)}", relay,
+            f"{r.written_per_pushed:.2f}",
+        ])
+    header = ["layer", "path", "push s", "of it moto server-side s", "pull s",
+              "client peak MiB push / pull", "relay peak MiB", "S3 written/pushed"]
+    lines = table(header, rows, left=2)
+    for r in big.results:
+        lines.append(f"  {size_label(r.size)}, {PATHS[r.path]}: push by API: {by_api(r.push_calls)}; "
+                     f"presigned: {by_api(r.pushed.presigned)}")
+        # Where moto itself was slow: the layer's bytes through Python.
+        slow = {name: seconds for name, seconds in r.push_busy.items() if seconds >= BUSY_WORTH_SHOWING}
+        lines.append(f"    moto busy serving the push: {', '.join(f'{n} {t:.1f} s' for n, t in slow.items()) or '-'}")
+    if big.reference_skipped:
+        lines.append(f"reference registry not run: {big.reference_skipped}")
+    lines.append(f"({big.seconds:.0f} s in all, building the layouts included)")
+    return lines
+
+
 def goal_lines(verdicts: Sequence[Verdict]) -> list[str]:
     rows = []
     for v in verdicts:
@@ -199,5 +235,10 @@ def render(run: Run) -> str:
                   *side_lines(run.side_by_side), ""]
     elif run.side_by_side_skipped:
         lines += [f"skopeo side by side not run: {run.side_by_side_skipped}", ""]
+    if run.big_layers is not None:
+        lines += ["Big layers: one push and one pull of a fresh single-layer image along each path; peak resident "
+                  "memory of the client (berth or skopeo) and of the relay", *big_lines(run.big_layers), ""]
+    elif run.big_layers_skipped:
+        lines += [f"big layers not run: {run.big_layers_skipped}", ""]
     lines += ["Goals", *goal_lines(run.verdicts)]
     return "\n".join(lines)
