@@ -9,6 +9,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 DEFAULT_PARALLEL = 4  # blobs at once, and parts of large blobs at once
+MAX_PARALLEL = 32  # what the commands let a user ask for
 # A signal may land on a worker thread; Python acts on it only when the main thread runs, so
 # the main thread must not sleep in one long wait.
 WAKE_SECONDS = 0.2

@@ -11,10 +11,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from berth.relay.server import DEFAULT_PARALLEL, running
+from berth.client.tasks import DEFAULT_PARALLEL, MAX_PARALLEL
+from berth.relay.server import running
 from berth.relay.upstream import Upstream
-
-MAX_PARALLEL = 32
 
 
 def register(subparsers: Any) -> None:

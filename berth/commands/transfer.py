@@ -22,9 +22,7 @@ from berth.client import (
     pull,
     push,
 )
-from berth.client.tasks import DEFAULT_PARALLEL
-
-MAX_PARALLEL = 32
+from berth.client.tasks import DEFAULT_PARALLEL, MAX_PARALLEL
 
 
 def register(subparsers: Any) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import requests
 
+from berth.client.tasks import DEFAULT_PARALLEL
 from berth.relay.forward import FORWARD_BODY_MAX, Forwarder, ForwardFailed
 from berth.relay.messages import Reply, Request, oci_error
 from berth.relay.sessions import Uploads
@@ -25,7 +26,6 @@ from berth.serving import Handler as BaseHandler
 log = logging.getLogger("berth.relay")
 access_log = logging.getLogger("berth.relay.access")
 
-DEFAULT_PARALLEL = 4
 NO_BODY = frozenset({204, 304})
 
 
