@@ -163,8 +163,7 @@ class Uploads:
             self._reject(upload, digest)
         # Where assembling costs nothing (the lone piece is the blob), promotion's own condition
         # finds a stored copy; otherwise one read can spare writing the bytes again.
-        free = state.multipart_id is None and len(state.pieces) == 1 and not data
-        existing = None if free else self._meta.get_blob(str(digest))
+        existing = None if state.lone_piece_is_blob(len(data)) else self._meta.get_blob(str(digest))
         if existing is not None and verified:
             # Same bytes are already stored: link them, keep nothing of this upload.
             outcome = self._meta.link_existing(state.repo, existing, upload)
@@ -230,9 +229,9 @@ class Uploads:
         """Put the upload's bytes into one S3 object. Returns its key and the piece objects
         that are no longer needed once the blob is promoted."""
         piece_keys = [p.key for p in state.pieces]
+        if state.lone_piece_is_blob(len(data)):
+            return state.pieces[0].key, []  # no copy
         if state.multipart_id is None:
-            if len(state.pieces) == 1 and not data:
-                return state.pieces[0].key, []  # the lone piece is the blob: no copy
             self._blobs.put(state.object_key, self._tail_with(state, data))
             return state.object_key, piece_keys
         tail = self._tail_with(state, data)

@@ -64,6 +64,10 @@ class UploadState:
     def tail_size(self) -> int:
         return sum(p.size for p in self.pieces)
 
+    def lone_piece_is_blob(self, last_chunk_size: int) -> bool:
+        """No multipart upload, one piece, nothing more: that piece is the blob as it is."""
+        return self.multipart_id is None and len(self.pieces) == 1 and not last_chunk_size
+
     def fills_part(self, chunk_size: int) -> bool:
         return self.tail_size + chunk_size >= PART_MIN
 

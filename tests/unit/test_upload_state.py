@@ -51,3 +51,12 @@ def test_uuid_shape() -> None:
     assert valid_uuid(UploadState.new("r", None).uuid)
     assert not valid_uuid("../../etc")
     assert not valid_uuid("0" * 31)
+
+
+def test_a_lone_piece_is_the_blob_only_with_nothing_else() -> None:
+    one = UploadState.new("repo", None).with_piece(Piece("k1", 10), None)
+    assert one.lone_piece_is_blob(0)
+    assert not one.lone_piece_is_blob(1)
+    assert not one.with_piece(Piece("k2", 10), None).lone_piece_is_blob(0)
+    assert not UploadState.new("repo", None).lone_piece_is_blob(0)
+    assert not one.with_part("mpu", 1, PART_MIN, None).with_piece(Piece("k3", 1), None).lone_piece_is_blob(0)
