@@ -172,7 +172,8 @@ def run_authorizer(app: Any, event: dict[str, Any]) -> GatewayResponse | None:
         return None
     headers = {k.lower(): v for k, v in (event["headers"] or {}).items()}
     host = headers.get("host", "localhost")
-    answers = gateway_answers(Settings.from_env(), Settings.from_env().public_url or f"http://{host}")
+    settings = Settings.from_env()
+    answers = gateway_answers(settings, settings.public_url or f"http://{host}")
     token = headers.get("authorization")
     if not token:
         return _answer(answers["UNAUTHORIZED"])
