@@ -127,17 +127,21 @@ class MetadataStore(Table):
                                                ":repo": state.repo}),
         )
 
-    def next_part_number(self, uuid: str) -> int:
+    def next_part_number(self, uuid: str) -> int | None:
         """A part number no other request on this upload will use: racing chunks then write
-        distinct S3 parts, and only the committed ones are assembled."""
-        result = self._db.update_item(
-            TableName=self.table,
-            Key=to_item({"pk": upload_pk(uuid), "sk": "upload"}),
-            UpdateExpression="ADD part_seq :one",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues=to_item({":one": 1}),
-            ReturnValues="UPDATED_NEW",
-        )
+        distinct S3 parts, and only the committed ones are assembled. None when the upload is
+        gone (finished or cancelled meanwhile)."""
+        try:
+            result = self._db.update_item(
+                TableName=self.table,
+                Key=to_item({"pk": upload_pk(uuid), "sk": "upload"}),
+                UpdateExpression="ADD part_seq :one",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues=to_item({":one": 1}),
+                ReturnValues="UPDATED_NEW",
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return None
         return int(result["Attributes"]["part_seq"]["N"])
 
     def delete_upload(self, uuid: str) -> bool:

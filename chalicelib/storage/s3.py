@@ -28,11 +28,18 @@ class BlobStore:
     def put(self, key: str, data: bytes) -> None:
         self._s3.put_object(Bucket=self.bucket, Key=key, Body=data)
 
-    def read(self, key: str) -> bytes:
+    @contextlib.contextmanager
+    def _gone_is_missing(self, key: str) -> Iterator[None]:
+        """A piece or multipart upload that vanished mid-request was finished or cancelled by a
+        concurrent request: say so as MissingObject rather than as an S3 error."""
         try:
-            return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        except self._s3.exceptions.NoSuchKey:
+            yield
+        except (self._s3.exceptions.NoSuchKey, self._s3.exceptions.NoSuchUpload):
             raise MissingObject(key) from None
+
+    def read(self, key: str) -> bytes:
+        with self._gone_is_missing(key):
+            return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
     def stream(self, key: str, start: int = 0) -> Iterator[bytes]:
         ranged = {"Range": f"bytes={start}-"} if start else {}
@@ -56,7 +63,14 @@ class BlobStore:
         return self._s3.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
 
     def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> None:
-        self._s3.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data)
+        with self._gone_is_missing(key):
+            self._s3.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data)
+
+    def copy_part(self, key: str, upload_id: str, number: int, source: str) -> None:
+        """Make a whole object of this bucket a part, inside S3: Lambda does not carry it."""
+        with self._gone_is_missing(source):
+            self._s3.upload_part_copy(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                                      CopySource={"Bucket": self.bucket, "Key": source})
 
     def list_parts(self, key: str, upload_id: str) -> dict[int, tuple[str, int]]:
         """The parts S3 holds for a multipart upload: number -> (ETag, size)."""
@@ -72,11 +86,12 @@ class BlobStore:
     def complete_multipart(self, key: str, upload_id: str, numbers: list[int]) -> None:
         """Complete with exactly these parts. ETags come from S3 (ListParts) rather than the
         upload record, which keeps that record small for uploads of thousands of parts."""
-        etags = self.list_parts(key, upload_id)
-        parts = [{"PartNumber": n, "ETag": etags[n][0]} for n in numbers]
-        self._s3.complete_multipart_upload(
-            Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-        )
+        with self._gone_is_missing(key):
+            etags = self.list_parts(key, upload_id)
+            parts = [{"PartNumber": n, "ETag": etags[n][0]} for n in numbers]
+            self._s3.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         with contextlib.suppress(self._s3.exceptions.NoSuchUpload):

@@ -142,10 +142,16 @@ class Uploads:
         if len(state.parts) >= MAX_PARTS - 1:
             raise RegistryError(Oci.TOO_LARGE, f"an upload through this API holds at most {MAX_PARTS} parts")
         body = self._tail_with(state, data)
+        number = self._part_number(state)  # before starting a multipart upload that could be orphaned
         multipart_id = state.multipart_id or self._blobs.start_multipart(state.object_key)
-        number = self._meta.next_part_number(state.uuid)
         self._blobs.upload_part(state.object_key, multipart_id, number, body)
         return state.with_part(multipart_id, number, len(data), hash_state), state.multipart_id is None
+
+    def _part_number(self, state: UploadState) -> int:
+        number = self._meta.next_part_number(state.uuid)
+        if number is None:
+            raise MissingObject(state.object_key)  # a concurrent finish or cancel retired the upload
+        return number
 
     # ---- finishing -----------------------------------------------------------------------
 
@@ -173,7 +179,11 @@ class Uploads:
                 self.discard(state)
                 return existing
             # "blob-gone": the collector took the stored copy meanwhile; store ours.
-        key, surplus = self._assemble(state, data)
+        try:
+            key, surplus = self._assemble(state, data)
+        except MissingObject:
+            # A concurrent finish of this upload took its pieces or multipart upload first.
+            return self._winner(state, str(digest))
         if not verified and not self._verify_stored(key, digest):
             self._blobs.delete([key] + surplus)
             self._reject(upload, digest)
@@ -193,16 +203,20 @@ class Uploads:
                 # surplus unless that finish recorded this very object.
                 if stored is None or stored.key != blob.key:
                     self._blobs.delete([blob.key] + surplus)
-                winner = self._meta.get_link(state.repo, blob.digest)
-                if winner is None:
-                    raise RegistryError(Oci.BLOB_UPLOAD_UNKNOWN, detail={"uuid": state.uuid})
-                return winner
+                return self._winner(state, blob.digest)
             # "exists": another push of these bytes won; link its copy unless the collector
             # is taking it, in which case ours can take its place.
             if stored is not None and self._meta.link_existing(state.repo, stored, upload) != "blob-gone":
                 self._blobs.delete(surplus + ([blob.key] if stored.key != blob.key else []))
                 return stored
         raise RuntimeError(f"blob {blob.digest} kept being collected while pushed")
+
+    def _winner(self, state: UploadState, digest: str) -> BlobRecord:
+        """What a concurrent finish of the same upload linked, if it got that far."""
+        winner = self._meta.get_link(state.repo, digest)
+        if winner is None:
+            raise RegistryError(Oci.BLOB_UPLOAD_UNKNOWN, detail={"uuid": state.uuid})
+        return winner
 
     def _verify_from_state(self, state: UploadState, digest: Digest, data: bytes) -> bool | None:
         """True/False when the digest can be checked without reading S3; None otherwise."""
@@ -234,11 +248,14 @@ class Uploads:
         if state.multipart_id is None:
             self._blobs.put(state.object_key, self._tail_with(state, data))
             return state.object_key, piece_keys
-        tail = self._tail_with(state, data)
         parts = list(state.parts)
-        if tail:
-            number = self._meta.next_part_number(state.uuid)
-            self._blobs.upload_part(state.object_key, state.multipart_id, number, tail)
+        if state.pieces or data:
+            number = self._part_number(state)
+            if len(state.pieces) == 1 and not data:
+                # The usual end of a chunked push: S3 copies the last piece in as the last part.
+                self._blobs.copy_part(state.object_key, state.multipart_id, number, state.pieces[0].key)
+            else:
+                self._blobs.upload_part(state.object_key, state.multipart_id, number, self._tail_with(state, data))
             parts.append(number)
         self._blobs.complete_multipart(state.object_key, state.multipart_id, parts)
         return state.object_key, piece_keys

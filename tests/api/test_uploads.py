@@ -196,6 +196,55 @@ def test_racing_part_writes_keep_exactly_one(bucket: str, registry: Registry, cl
     assert fetch_blob(client, REPO, blob.digest) == whole
 
 
+@pytest.mark.parametrize("tail", [[3 * MiB], [1 * MiB, 1 * MiB]], ids=["one-piece", "two-pieces"])
+def test_a_finish_that_loses_to_a_concurrent_finish_answers_with_the_winners_blob(
+        registry: Registry, client: Any, monkeypatch: pytest.MonkeyPatch, hashing: str, tail: list[int]) -> None:
+    """Both read the upload and found no stored blob; the winner then assembled, promoted and
+    removed the pieces. The loser finds them gone and answers as the winner did."""
+    uploads = registry.uploads
+    chunks = [os.urandom(6 * MiB)] + [os.urandom(size) for size in tail]
+    state = uploads.start(REPO)
+    for chunk in chunks:
+        state = uploads.append(state, chunk)
+    data = b"".join(chunks)
+    won = uploads.finish(state, Digest.of(data), b"")
+    monkeypatch.setattr(registry.meta, "get_blob", lambda digest: None)  # read before the winner promoted
+    assert uploads.finish(state, Digest.of(data), b"") == won
+    assert fetch_blob(client, REPO, won.digest) == data
+
+
+def test_a_chunk_that_loses_to_a_finish_is_refused_and_leaves_the_blob_alone(
+        bucket: str, registry: Registry, client: Any, aws: Any) -> None:
+    """The finish made the lone piece the blob; a chunk sent from the same state finds the
+    upload retired: 404, no multipart upload left behind, the blob intact."""
+    uploads = registry.uploads
+    head = os.urandom(3 * MiB)
+    state = uploads.append(uploads.start(REPO), head)
+    uploads.finish(state, Digest.of(head), b"")
+    with pytest.raises(RegistryError) as caught:
+        uploads.append(state, os.urandom(3 * MiB))
+    assert caught.value.kind is Oci.BLOB_UPLOAD_UNKNOWN
+    assert open_multipart_uploads(aws, bucket) == []
+    assert fetch_blob(client, REPO, digest_of(head)) == head
+
+
+def test_the_last_piece_of_a_chunked_push_is_copied_by_s3_not_carried(client: Any, aws: Any) -> None:
+    """4 MiB chunks end with a piece waiting for the finish: S3 copies it in as the last part
+    rather than Lambda reading it back and sending it again."""
+    from tests.helpers import AwsCallCounter
+
+    data = os.urandom(9 * MiB)
+    location = start_upload(client, REPO)
+    for start in range(0, len(data), 4 * MiB):
+        chunk = data[start : start + 4 * MiB]
+        headers = {"Content-Range": f"{start}-{start + len(chunk) - 1}"}
+        assert client.patch(location, body=chunk, headers=headers).status == 202
+    calls = AwsCallCounter(aws.dynamodb, aws.s3).during(
+        lambda: client.put(f"{location}?digest={digest_of(data)}"))
+    assert "s3.UploadPartCopy" in calls and "s3.GetObject" not in calls and "s3.UploadPart" not in calls
+    assert fetch_blob(client, REPO, digest_of(data)) == data
+
+
 def test_a_chunk_retried_after_a_crash_is_neither_lost_nor_doubled(
         registry: Registry, client: Any, monkeypatch: pytest.MonkeyPatch, hashing: str) -> None:
     data = os.urandom(6 * MiB)

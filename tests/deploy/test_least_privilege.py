@@ -70,6 +70,10 @@ def needs(service: str, operation: str, params: dict[str, Any]) -> list[tuple[st
         bucket = f"arn:aws:s3:::{params['Bucket']}"
         if operation == "DeleteObjects":
             return [("s3:DeleteObject", f"{bucket}/{o['Key']}") for o in params["Delete"]["Objects"]]
+        if operation == "UploadPartCopy":
+            source = params["CopySource"]
+            return [("s3:PutObject", f"{bucket}/{params['Key']}"),
+                    ("s3:GetObject", f"arn:aws:s3:::{source['Bucket']}/{source['Key']}")]
         action = {"HeadObject": "GetObject", "CreateMultipartUpload": "PutObject", "UploadPart": "PutObject",
                   "CompleteMultipartUpload": "PutObject", "ListParts": "ListMultipartUploadParts"}.get(operation,
                                                                                                      operation)
