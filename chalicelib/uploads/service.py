@@ -104,6 +104,7 @@ class Uploads:
             if not self._meta.commit_upload(new, expected_offset=state.offset):
                 if started:
                     self._blobs.abort_multipart(state.object_key, new.multipart_id or "")
+                self._blobs.delete([p.key for p in new.pieces])  # the tail it held back
                 raise self._out_of_order(self.load(state.repo, state.uuid))
             self._blobs.delete([p.key for p in state.pieces])
             return new
@@ -137,15 +138,22 @@ class Uploads:
         return b"".join(self._blobs.read(p.key) for p in state.pieces) + data
 
     def _write_part(self, state: UploadState, data: bytes, hash_state: bytes | None) -> tuple[UploadState, bool]:
-        """Pieces plus this chunk become one S3 part. Returns the new state and whether this
+        """Pieces plus this chunk become one S3 part, but for a tail the chunk may hold back
+        as a new piece (UploadState.tail_to_hold). Returns the new state and whether this
         request started the multipart upload."""
         if len(state.parts) >= MAX_PARTS - 1:
             raise RegistryError(Oci.TOO_LARGE, f"an upload through this API holds at most {MAX_PARTS} parts")
-        body = self._tail_with(state, data)
+        cut = len(data) - state.tail_to_hold(len(data))
+        body = self._tail_with(state, data[:cut])
         number = self._part_number(state)  # before starting a multipart upload that could be orphaned
         multipart_id = state.multipart_id or self._blobs.start_multipart(state.object_key)
         self._blobs.upload_part(state.object_key, multipart_id, number, body)
-        return state.with_part(multipart_id, number, len(data), hash_state), state.multipart_id is None
+        new = state.with_part(multipart_id, number, cut, hash_state)
+        if cut < len(data):
+            held = Piece(new.piece_key(new.offset), len(data) - cut)
+            self._blobs.put(held.key, data[cut:])
+            new = new.with_piece(held, hash_state)
+        return new, state.multipart_id is None
 
     def _part_number(self, state: UploadState) -> int:
         number = self._meta.next_part_number(state.uuid)

@@ -71,6 +71,21 @@ class UploadState:
     def fills_part(self, chunk_size: int) -> bool:
         return self.tail_size + chunk_size >= PART_MIN
 
+    def tail_to_hold(self, chunk_size: int) -> int:
+        """Bytes at the end of a part-filling chunk to hold back as a piece.
+
+        Every byte held as a piece is written twice (docs/performance.md). Taking the whole
+        chunk into the part leaves nothing, but then the next chunk fills no part and waits
+        whole. Holding back PART_MIN - chunk lets a next chunk of the same size fill a part at
+        once: 4 MiB chunks then cost 5 MiB of pieces per 12 MiB rather than 4 per 8 (1.42x
+        written instead of 1.5x). If the upload ends instead, the held bytes were the cost;
+        the gain covers it from chunks of 0.8 x PART_MIN (4 MiB) up, so smaller ones hold
+        nothing. The part must still reach PART_MIN without the held bytes."""
+        hold = PART_MIN - chunk_size
+        if hold <= 0 or 5 * chunk_size < 4 * PART_MIN or self.tail_size + chunk_size - hold < PART_MIN:
+            return 0
+        return hold
+
     def with_piece(self, piece: Piece, hash_state: bytes | None) -> UploadState:
         return replace(self, offset=self.offset + piece.size, pieces=self.pieces + (piece,), hash_state=hash_state)
 

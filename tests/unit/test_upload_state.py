@@ -26,6 +26,25 @@ def test_a_part_absorbs_the_pieces() -> None:
     assert state.offset == 10 + PART_MIN and state.multipart_id == "mpu" and state.hash_state == b"h"
 
 
+MiB = 1024 * 1024
+
+
+def test_a_4_mib_chunk_that_fills_a_part_holds_back_what_lets_the_next_one_fill_a_part() -> None:
+    waiting = UploadState.new("repo", None).with_piece(Piece("k1", 4 * MiB), None)
+    assert waiting.tail_to_hold(4 * MiB) == PART_MIN - 4 * MiB  # the part is 7 MiB, 1 MiB waits
+    assert waiting.tail_to_hold(int(4.25 * MiB)) == PART_MIN - int(4.25 * MiB)
+    # The 1 MiB held back and the next 4 MiB make exactly a part: nothing is left to hold.
+    held = UploadState.new("repo", None).with_piece(Piece("k2", 1 * MiB), None)
+    assert held.fills_part(4 * MiB) and held.tail_to_hold(4 * MiB) == 0
+
+
+def test_chunks_under_four_fifths_of_a_part_hold_nothing_back() -> None:
+    """Below that, holding back costs more when the upload ends than it saves when it goes on."""
+    waiting = UploadState.new("repo", None).with_piece(Piece("k1", 4 * MiB), None)
+    assert waiting.tail_to_hold(4 * MiB - 1) == 0
+    assert waiting.tail_to_hold(PART_MIN) == 0 and waiting.tail_to_hold(6 * MiB) == 0
+
+
 def test_piece_keys_are_unique_per_attempt() -> None:
     state = UploadState.new("repo", None)
     assert state.piece_key(0) != state.piece_key(0)
