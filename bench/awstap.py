@@ -7,6 +7,9 @@ Bytes written are the body of PutObject and UploadPart, and what CopyObject and
 UploadPartCopy copy (the range, or the source object's size, looked up in moto before the
 copy runs): a copy is a write S3 performs for the caller, and the reference registry copies
 every blob once on commit.
+
+Bytes carried are what a registry's own calls move between it and S3: the bodies it sends
+(PutObject, UploadPart) and the objects it reads (GetObject). A copy carries nothing.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class TapRecord:
     operation: str  # "PutObject", "GetItem", ...
     presigned: bool  # a client following a presigned URL, not a registry's own call
     bytes_written: int  # S3 bytes this request writes
+    bytes_carried: int = 0  # bytes a registry's own call sends to S3 or reads from it
     started: float = 0.0  # time.monotonic() when moto got it
     seconds: float = 0.0  # how long moto took to answer it (0 while it has not)
 
@@ -101,12 +105,21 @@ class RequestTap:
         with self._lock:
             index = len(self._records)
             self._records.append(record)  # in arrival order, so a window holds what started in it
+        read = 0
+
+        def measured(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
+            nonlocal read
+            if record.operation == "GetObject" and not record.presigned:
+                read = int(dict((k.lower(), v) for k, v in headers).get("content-length", 0))
+            return start_response(status, headers, *rest)
+
         started = time.monotonic()
         try:
             # moto builds its whole answer here (a body is bytes), so this is its time to serve.
-            return self._app(environ, start_response)
+            return self._app(environ, measured)
         finally:
-            served = replace(record, started=started, seconds=time.monotonic() - started)
+            served = replace(record, started=started, seconds=time.monotonic() - started,
+                             bytes_carried=record.bytes_carried + read)
             with self._lock:
                 self._records[index] = served
 
@@ -127,7 +140,9 @@ class RequestTap:
         bucket, _, key = environ.get("PATH_INFO", "/").lstrip("/").partition("/")  # decoded by WSGI
         copy_source = environ.get("HTTP_X_AMZ_COPY_SOURCE")
         operation = s3_operation(method, bucket, key, query, copy_source is not None)
-        return TapRecord("s3", operation, presigned, self._written(operation, environ, copy_source))
+        written = self._written(operation, environ, copy_source)
+        sent = written if operation in ("PutObject", "UploadPart") and not presigned else 0
+        return TapRecord("s3", operation, presigned, written, sent)
 
     def _written(self, operation: str, environ: dict[str, Any], copy_source: str | None) -> int:
         if operation in ("PutObject", "UploadPart"):
@@ -159,6 +174,7 @@ class TapSummary:
     presigned: Counter[str]  # client requests on presigned URLs by service.Operation
     written: Counter[str]  # S3 bytes written by service.Operation
     busy: dict[str, float]  # seconds moto spent serving each service.Operation (overlaps counted once)
+    carried: int = 0  # bytes the registry's own calls moved to and from S3
 
     @property
     def s3_bytes_written(self) -> int:
@@ -178,6 +194,7 @@ class TapSummary:
             presigned=Counter(r.name for r in records if r.presigned),
             written=written,
             busy={name: covered(intervals) for name, intervals in sorted(spans.items())},
+            carried=sum(r.bytes_carried for r in records),
         )
 
 

@@ -3,7 +3,8 @@
 
 - AWS calls: botocore `before-call` events on the registry's own clients (`bench.awscalls`);
   the moto tap's count of signed requests in the same window is kept as a cross-check.
-- Lambda bytes: request and response bodies that crossed the handler.
+- Lambda bytes: request and response bodies that crossed the handler, and what its own S3
+  calls moved (bodies sent, objects read back; counted by the tap).
 - S3 bytes written: counted by the tap at moto (`bench.awstap`), per blob byte pushed.
 - Handler time: the handler call alone, per request; "own" is that minus the time inside
   AWS calls (on AWS, add real DynamoDB/S3 latency per call to "own").
@@ -198,6 +199,7 @@ class OperationResult:
     own_ms_median: float = 0.0  # handler time not spent waiting on AWS
     lambda_bytes_in_per_op: float = 0.0
     lambda_bytes_out_per_op: float = 0.0
+    lambda_s3_bytes_per_op: float = 0.0  # blob bytes the handler sent to S3 or read back from it
     blob_bytes_pushed_per_op: float = 0.0
     s3_bytes_written_per_op: float = 0.0
     s3_written_by_operation: dict[str, float] = field(default_factory=dict)  # bytes per operation
@@ -250,6 +252,7 @@ def measure(bench: Bench, scenario: Scenario, scale: float = 1.0) -> OperationRe
         own_ms_median=stats.median(own) * 1000,
         lambda_bytes_in_per_op=meter.bytes_in / repetitions,
         lambda_bytes_out_per_op=meter.bytes_out / repetitions,
+        lambda_s3_bytes_per_op=tap.carried / repetitions,
         blob_bytes_pushed_per_op=pushed / repetitions,
         s3_bytes_written_per_op=tap.s3_bytes_written / repetitions,
         s3_written_by_operation={name: count / repetitions for name, count in sorted(tap.written.items())},

@@ -10,9 +10,11 @@ from typing import Any
 
 from bench.biglayers import PATHS, BigLayers, size_label
 from bench.coldstart import ColdStart
+from bench.floor import floor
 from bench.goals import Verdict, goal_for
-from bench.operations import OperationResult
+from bench.operations import CHUNK, OperationResult
 from bench.sidebyside import Side, SideBySide
+from chalicelib.api.request import MAX_REQUEST_BODY
 
 
 @dataclass
@@ -45,12 +47,14 @@ class Run:
             "side_by_side": self.side_by_side.as_json() if self.side_by_side else None,
             "side_by_side_skipped": self.side_by_side_skipped,
             "goals": [verdict.as_json() for verdict in self.verdicts],
+            "chunked_written_floor": {str(chunk): round(floor(chunk), 4) for chunk in FLOOR_CHUNKS},
             "big_layers": self.big_layers.as_json() if self.big_layers else None,
             "big_layers_skipped": self.big_layers_skipped,
         }
 
 
 VERIFY_SECONDS_PER_INVOCATION = 900 - 60
+FLOOR_CHUNKS = (CHUNK, MAX_REQUEST_BODY)  # the bench's chunks, and the largest a request carries
 
 def write_json(run: Run, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,17 +102,18 @@ def operations_lines(results: Sequence[OperationResult], verdicts: Sequence[Verd
         goal = goal_for(r.key)
         goal_text = _verdict_text(verdicts, goal.key) if goal else ""
         if r.pending:
-            rows.append([r.name, "-", "-", "-", "-", "-", "-", "-", "-", "-", goal_text])
+            rows.append([r.name, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", goal_text])
             continue
         calls = number(r.calls_per_op) + ("" if r.calls_constant else "*")
         written = f"{r.written_per_pushed:.2f}" if r.written_per_pushed is not None else "-"
         rows.append([
             r.name, str(r.repetitions), number(r.requests_per_op), calls,
             f"{r.handler_ms_median:.1f}", f"{r.handler_ms_p95:.1f}", f"{r.own_ms_median:.1f}",
-            size(r.lambda_bytes_in_per_op), size(r.lambda_bytes_out_per_op), written, goal_text,
+            size(r.lambda_bytes_in_per_op), size(r.lambda_bytes_out_per_op), size(r.lambda_s3_bytes_per_op),
+            written, goal_text,
         ])
     header = ["operation", "reps", "requests", "AWS calls", "handler ms p50", "p95", "own ms p50",
-              "Lambda in", "Lambda out", "S3 written/pushed", "goal"]
+              "Lambda in", "Lambda out", "Lambda<->S3", "S3 written/pushed", "goal"]
     lines = table(header, rows)
     lines += [f"  {r.name}: {r.pending}" for r in results if r.pending]
     lines.append("")
@@ -210,8 +215,12 @@ def goal_lines(verdicts: Sequence[Verdict]) -> list[str]:
     rows = []
     for v in verdicts:
         value = "-" if v.value is None else (f"{v.value:.2f}" if v.goal.unit == "x" else number(v.value))
-        rows.append([v.goal.figure, value, v.goal.text(), v.status])
-    return table(["figure", "value", "goal", "status"], rows)
+        status = f"{v.status}: the goal is {v.goal.note}" if v.status == "MISSED" and v.goal.note else v.status
+        rows.append([v.goal.figure, value, v.goal.text(), status])
+    bounds = ", ".join(f"{floor(chunk):.2f} for {chunk / 1024 / 1024:g} MiB chunks" for chunk in FLOOR_CHUNKS)
+    return table(["figure", "value", "goal", "status"], rows) + [
+        "Floor of S3 bytes written per byte pushed in chunks through Lambda, the best any arrangement of "
+        f"pieces and parts can do (bench/floor.py): {bounds} (the largest a request carries)"]
 
 
 def render(run: Run) -> str:
