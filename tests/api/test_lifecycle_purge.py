@@ -44,9 +44,10 @@ def test_upload_abandoned_mid_chunk_loses_its_record_and_pieces(lab: Lab) -> Non
 def test_upload_abandoned_mid_multipart_loses_its_s3_upload_and_pieces(lab: Lab) -> None:
     location = start_upload(lab.client, REPO)
     location = patch(lab, location, os.urandom(CHUNK), 0)
-    location = patch(lab, location, os.urandom(CHUNK), CHUNK)  # fills a part: the multipart upload starts
-    patch(lab, location, b"tail", 2 * CHUNK)  # a piece after the part
-    assert len(open_multipart_uploads(lab.aws, lab.bucket)) == 1 and len(lab.objects()) == 1
+    # Fills a part, so the multipart upload starts, and holds its last 0.75 MiB back as a piece.
+    location = patch(lab, location, os.urandom(CHUNK), CHUNK)
+    patch(lab, location, b"tail", 2 * CHUNK)  # another piece after the part
+    assert len(open_multipart_uploads(lab.aws, lab.bucket)) == 1 and len(lab.objects()) == 2
     lab.clock.later(25)
     assert lab.jobs.purge().uploads == 1
     assert open_multipart_uploads(lab.aws, lab.bucket) == []
