@@ -31,10 +31,12 @@ lint: install
 test: install tools lint
 	$(PY) -m pytest -q
 
-# DOMAIN, ZONE (Route 53 zone id) or CERT (ACM certificate ARN) on the first run; remembered after.
+# DOMAIN, ZONE (Route 53 zone id) or CERT (ACM certificate ARN) on the first run; remembered after,
+# as is ALARMS (an SNS topic ARN told of failed verifications).
 deploy: install
 	$(PY) -m berth.deploy up --stage $(STAGE) $(if $(REGION),--region $(REGION)) \
-		$(if $(DOMAIN),--domain $(DOMAIN)) $(if $(ZONE),--hosted-zone-id $(ZONE)) $(if $(CERT),--certificate-arn $(CERT))
+		$(if $(DOMAIN),--domain $(DOMAIN)) $(if $(ZONE),--hosted-zone-id $(ZONE)) $(if $(CERT),--certificate-arn $(CERT)) \
+		$(if $(ALARMS),--alarm-topic-arn $(ALARMS))
 
 destroy: install
 	$(PY) -m berth.deploy down --stage $(STAGE) $(if $(REGION),--region $(REGION))

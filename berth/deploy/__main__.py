@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from berth.deploy.stage import DomainOptions, down, up
+from berth.deploy.stage import StackChoices, down, up
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,11 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     deploy.add_argument("--domain", help="host name clients use; remembered for later runs")
     deploy.add_argument("--hosted-zone-id", help="its Route 53 zone: certificate and DNS record made for you")
     deploy.add_argument("--certificate-arn", help="an existing ACM certificate for the domain, in the region")
+    deploy.add_argument("--alarm-topic-arn", help="an SNS topic told of failed verifications; remembered "
+                                                  "(pass '' to stop the alarm)")
     destroy.add_argument("--yes", action="store_true", help="do not ask")
     args = parser.parse_args(argv)
     project = args.project_dir.resolve()
     if args.command == "up":
-        up(project, args.stage, args.region, DomainOptions(args.domain, args.hosted_zone_id, args.certificate_arn))
+        choices = StackChoices(args.domain, args.hosted_zone_id, args.certificate_arn, args.alarm_topic_arn)
+        up(project, args.stage, args.region, choices)
         return 0
     if not args.yes and input(f"Remove stage {args.stage}'s API and functions? Type the stage name: ") != args.stage:
         print("nothing removed")

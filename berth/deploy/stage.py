@@ -36,12 +36,13 @@ CAPABILITIES = ("CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND")  # roles per functio
 
 
 @dataclass(frozen=True)
-class DomainOptions:
-    """Command-line choices; None means: keep what the stack has."""
+class StackChoices:
+    """Command-line choices for the storage stack; None means: keep what the stack has."""
 
-    name: str | None = None
+    domain: str | None = None
     hosted_zone_id: str | None = None
     certificate_arn: str | None = None
+    alarm_topic_arn: str | None = None
 
 
 class Aws:
@@ -64,14 +65,14 @@ class Aws:
 
 
 def storage_parameters(config: ChaliceConfig, stage: str, aws: Aws, previous: dict[str, str],
-                       domain: DomainOptions) -> dict[str, str]:
+                       choices: StackChoices) -> dict[str, str]:
     env = config.environment(stage)
     names = default_names(stage, aws.account, aws.region)
     # Names already in the config win: they are what an earlier deployment (or the owner) chose.
     names = {"BucketName": env.get("BERTH_BUCKET") or names["BucketName"],
              "TableName": env.get("BERTH_TABLE") or names["TableName"]}
-    chosen = {"DomainName": domain.name, "HostedZoneId": domain.hosted_zone_id,
-              "CertificateArn": domain.certificate_arn}
+    chosen = {"DomainName": choices.domain, "HostedZoneId": choices.hosted_zone_id,
+              "CertificateArn": choices.certificate_arn, "AlarmTopicArn": choices.alarm_topic_arn}
     kept = {key: value if value is not None else previous.get(key, "") for key, value in chosen.items()}
     if not kept["DomainName"]:
         raise SystemExit("a registry needs a host name of its own (DOMAIN=registry.example.com, with ZONE=<Route 53 "
@@ -108,13 +109,13 @@ def build_app(project_dir: Path, stage: str, storage: Storage, region: str) -> P
     return build / "out"
 
 
-def up(project_dir: Path, stage: str, region: str | None, domain: DomainOptions,
+def up(project_dir: Path, stage: str, region: str | None, choices: StackChoices,
        say: Callable[[str], None] = print) -> None:
     aws = Aws(region)
     stacks, s3 = Stacks(aws.client("cloudformation"), say), aws.client("s3")
     config = ChaliceConfig(project_dir)
     previous = stacks.parameters(storage_stack(stage))
-    parameters = storage_parameters(config, stage, aws, previous, domain)
+    parameters = storage_parameters(config, stage, aws, previous, choices)
     text = (project_dir / TEMPLATE).read_text()
     storage = deploy_storage(stacks, s3, aws.client("dynamodb"), text, templates.load(text), stage, parameters)
 

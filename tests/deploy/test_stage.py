@@ -17,7 +17,7 @@ from berth.deploy import artifacts, templates
 from berth.deploy.config import ChaliceConfig
 from berth.deploy.policies import FUNCTIONS, policies
 from berth.deploy.stacks import StackFailed, Stacks
-from berth.deploy.stage import DomainOptions, storage_parameters
+from berth.deploy.stage import StackChoices, storage_parameters
 from berth.deploy.storage import RETAINED, TEMPLATE, deploy_storage, import_template, retained_leftovers
 from chalicelib.storage.clients import AwsClients
 from tests.deploy.conftest import ACCOUNT, REGION, REPO, STORAGE, project_copy
@@ -56,15 +56,24 @@ def test_storage_parameters_need_a_domain_and_keep_earlier_choices() -> None:
     config = ChaliceConfig(REPO)
     aws: Any = FakeAws()
     with pytest.raises(SystemExit, match="host name"):
-        storage_parameters(config, "prod", aws, {}, DomainOptions())
-    first = storage_parameters(config, "prod", aws, {}, DomainOptions("r.example.com", "Z1"))
+        storage_parameters(config, "prod", aws, {}, StackChoices())
+    first = storage_parameters(config, "prod", aws, {}, StackChoices("r.example.com", "Z1"))
     assert first == {"BucketName": f"berth-prod-{ACCOUNT}-{REGION}", "TableName": "berth-prod",
                      "DomainName": "r.example.com", "HostedZoneId": "Z1", "CertificateArn": "",
-                     "VerifyVisibilityTimeout": "5400"}
-    again = storage_parameters(config, "prod", aws, first, DomainOptions())
+                     "AlarmTopicArn": "", "VerifyVisibilityTimeout": "5400"}
+    again = storage_parameters(config, "prod", aws, first, StackChoices())
     assert again == first
     config.data["stages"]["prod"]["environment_variables"]["BERTH_BUCKET"] = "my-own-bucket"
-    assert storage_parameters(config, "prod", aws, first, DomainOptions())["BucketName"] == "my-own-bucket"
+    assert storage_parameters(config, "prod", aws, first, StackChoices())["BucketName"] == "my-own-bucket"
+
+
+def test_an_alarm_topic_is_remembered_until_cleared() -> None:
+    config, aws = ChaliceConfig(REPO), FakeAws()
+    topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:registry-alerts"
+    first = storage_parameters(config, "prod", aws, {}, StackChoices("r.example.com", alarm_topic_arn=topic))
+    assert first["AlarmTopicArn"] == topic
+    assert storage_parameters(config, "prod", aws, first, StackChoices())["AlarmTopicArn"] == topic
+    assert storage_parameters(config, "prod", aws, first, StackChoices(alarm_topic_arn=""))["AlarmTopicArn"] == ""
 
 
 def test_grants_name_the_event_bus_by_arn() -> None:
@@ -281,7 +290,7 @@ def test_up_runs_every_step_in_order(tmp_path: Path, aws: AwsClients, monkeypatc
     monkeypatch.setattr(Stacks, "deploy", deploy)
     monkeypatch.setattr(Stacks, "parameters", lambda self, name: {})
     said: list[str] = []
-    up(project, "prod", REGION, DomainOptions("registry.example.com", "Z0123456789ABC"), said.append)
+    up(project, "prod", REGION, StackChoices("registry.example.com", "Z0123456789ABC"), said.append)
 
     (storage_name, storage_template, parameters, _), (app_name, app_template, _, capabilities) = deployed
     assert (storage_name, app_name) == ("berth-prod-storage", "berth-prod")

@@ -53,6 +53,20 @@ def test_direct_uploads_reach_the_verify_queue() -> None:
     assert queue["SqsManagedSseEnabled"] is True  # SSE-KMS would need a key policy for S3
 
 
+def test_a_dead_letter_raises_an_alarm_to_the_given_topic_only() -> None:
+    template = _template()
+    alarm = template["Resources"]["VerifyDeadLettersAlarm"]
+    assert alarm["Condition"] == "HasAlarmTopic"
+    assert template["Conditions"]["HasAlarmTopic"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]}
+    properties = alarm["Properties"]
+    assert properties["Namespace"] == "AWS/SQS" and properties["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert properties["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["VerifyDeadLetters",
+                                                                                       "QueueName"]}}]
+    assert (properties["ComparisonOperator"], properties["Threshold"]) == ("GreaterThanThreshold", 0)
+    assert properties["AlarmActions"] == [{"Ref": "AlarmTopicArn"}]
+    assert template["Parameters"]["AlarmTopicArn"]["Default"] == ""
+
+
 def test_the_queue_outwaits_verify_blob() -> None:
     """Lambda refuses an SQS trigger whose queue hides messages for less than the function's
     timeout; make deploy passes six times it."""
