@@ -13,7 +13,7 @@ from berth.client.auth import Credentials
 from berth.client.blobs import BlobPusher
 from berth.client.content import Content, FileRange
 from berth.client.errors import AuthError, ClientError, RegistryError
-from berth.client.layout import LayoutSource, LayoutWriter
+from berth.client.layout import LayoutSource, LayoutWriter, OciArchiveSource
 from berth.client.manifests import Descriptor, Manifest, Plan, walk
 from berth.client.progress import Bars, Meter, Progress
 from berth.client.pull import pull
@@ -26,7 +26,8 @@ from berth.client.sources import Source, open_source
 
 __all__ = [
     "ArchiveSource", "AuthError", "Bars", "BlobPusher", "ClientError", "Content", "Credentials", "Descriptor",
-    "FileRange", "LayoutSource", "LayoutWriter", "Manifest", "Meter", "PartListing", "Plan", "Progress",
+    "FileRange", "LayoutSource", "LayoutWriter", "Manifest", "Meter", "OciArchiveSource", "PartListing", "Plan",
+    "Progress",
     "Reference", "RegistryClient", "RegistryError", "RegistrySource", "Repository", "ResumeStore", "Source",
     "UploadStart", "open_source", "parse_reference", "pull", "push", "walk",
 ]

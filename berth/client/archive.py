@@ -5,25 +5,19 @@ the archive: nothing is extracted or recompressed."""
 from __future__ import annotations
 
 import json
-import posixpath
-import tarfile
 from pathlib import Path
 from typing import Any
 
 from berth.client.content import Content, FileRange
 from berth.client.errors import ClientError
 from berth.client.manifests import DOCKER_MANIFEST, Descriptor, Manifest
+from berth.client.tarfiles import TarFiles
 
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_MAX_LINKS = 16
-
-
-def _normal(name: str) -> str:
-    return posixpath.normpath(name.removeprefix("./"))
 
 
 class ArchiveSource:
@@ -32,26 +26,20 @@ class ArchiveSource:
 
     def __init__(self, path: Path, tag: str | None = None) -> None:
         self.path = path
+        self._files = TarFiles(path)
         try:
-            with tarfile.open(path, "r:") as tar:
-                self._members = {_normal(m.name): m for m in tar.getmembers()}
-        except FileNotFoundError:
-            raise ClientError(f"no such archive: {path}") from None
-        except tarfile.ReadError as error:
-            raise ClientError(f"{path} is not an uncompressed tar archive (decompress it first): {error}") from None
-        try:
-            entries = json.loads(self._bytes("manifest.json"))
+            entries = json.loads(self._files.read("manifest.json"))
         except ValueError as error:
             raise ClientError(f"{path}: manifest.json is not JSON") from error
         entry, self.tag = _choose(entries, tag, path)
         if not isinstance(entry.get("Config"), str):
             raise ClientError(f"{path}: the image in manifest.json names no config")
-        config = self._range(entry["Config"])
+        config = self._files.range(entry["Config"])
         self._blobs: dict[str, FileRange] = {}
         config_descriptor = self._add(config, DOCKER_CONFIG)
         layers = []
         for name in entry.get("Layers", []):
-            layer = self._range(name)
+            layer = self._files.range(name)
             layers.append(self._add(layer, _layer_type(layer, name)))
         doc = {"schemaVersion": 2, "mediaType": DOCKER_MANIFEST, "config": config_descriptor.to_json(),
                "layers": [d.to_json() for d in layers]}
@@ -75,29 +63,6 @@ class ArchiveSource:
         digest = blob.sha256()
         self._blobs[digest] = blob
         return Descriptor(media_type, digest, blob.size)
-
-    def _range(self, name: str) -> FileRange:
-        """Where a member's bytes are in the archive, following the links `docker save` writes
-        for layers two images share."""
-        wanted = _normal(name)
-        for _ in range(_MAX_LINKS):
-            member = self._members.get(wanted)
-            if member is None:
-                raise ClientError(f"{self.path} lacks {name}")
-            if member.issym():
-                wanted = _normal(posixpath.join(posixpath.dirname(member.name), member.linkname))
-            elif member.islnk():
-                wanted = _normal(member.linkname)
-            elif member.isreg() and not member.sparse:
-                return FileRange(self.path, member.offset_data, member.size)
-            else:
-                raise ClientError(f"{self.path}: {name} is not a regular file")
-        raise ClientError(f"{self.path}: {name} is a loop of links")
-
-    def _bytes(self, name: str) -> bytes:
-        blob = self._range(name)
-        with blob.open(0, blob.size) as stream:
-            return stream.read(blob.size)
 
 
 def _layer_type(layer: FileRange, name: str) -> str:

@@ -1,5 +1,6 @@
 """OCI image layouts (a directory with `oci-layout`, `index.json` and `blobs/<alg>/<hex>`):
-read one as a push source, write one as a pull destination."""
+read one, as a directory or as a tar of one, as a push source; write one as a pull
+destination."""
 
 from __future__ import annotations
 
@@ -12,69 +13,116 @@ from typing import Any
 from berth.client.content import Content, FileRange
 from berth.client.errors import ClientError
 from berth.client.manifests import OCI_INDEX, Descriptor, Manifest
+from berth.client.tarfiles import TarFiles, read_all
 
 REF_NAME = "org.opencontainers.image.ref.name"
 _DIGEST = re.compile(r"^([a-z0-9]+):([a-f0-9]{32,128})$")
 
 
-def blob_path(root: Path, digest: str) -> Path:
+def blob_name(digest: str) -> str:
+    """Where a layout keeps a blob, relative to its root."""
     match = _DIGEST.match(digest)
     if not match:  # also keeps a hostile descriptor from naming a path outside the layout
         raise ClientError(f"unsupported digest {digest!r}")
-    return root / "blobs" / match[1] / match[2]
+    return f"blobs/{match[1]}/{match[2]}"
+
+
+def blob_path(root: Path, digest: str) -> Path:
+    return root / blob_name(digest)
+
+
+def _parse_index(data: bytes, where: str) -> dict[str, Any]:
+    try:
+        index = json.loads(data)
+    except ValueError as error:
+        raise ClientError(f"{where}/index.json is not JSON") from error
+    if not isinstance(index, dict) or not isinstance(index.get("manifests"), list):
+        raise ClientError(f"{where}/index.json lists no manifests")
+    return index
 
 
 def _read_index(root: Path) -> dict[str, Any]:
     try:
-        index = json.loads((root / "index.json").read_text())
+        return _parse_index((root / "index.json").read_bytes(), str(root))
     except FileNotFoundError:
         raise ClientError(f"{root} is not an OCI image layout (no index.json)") from None
-    except ValueError as error:
-        raise ClientError(f"{root}/index.json is not JSON") from error
-    if not isinstance(index, dict) or not isinstance(index.get("manifests"), list):
-        raise ClientError(f"{root}/index.json lists no manifests")
-    return index
 
 
-class LayoutSource:
+class _LayoutReader:
     """The image `tag` names in a layout's index.json (its `org.opencontainers.image.ref.name`),
-    or the only image there when no tag is given."""
+    or the only image there when no tag is given. Subclasses say where the layout's files are."""
 
-    def __init__(self, root: Path, tag: str | None = None) -> None:
-        self.root_dir = root
-        entries = _read_index(root)["manifests"]
+    kind = ""  # the source prefix that names this kind of layout
+
+    def __init__(self, where: str, tag: str | None) -> None:
+        self._where = where
+        index = self._file("index.json")
+        if index is None:
+            raise ClientError(f"{where} is not an OCI image layout (no index.json)")
+        entries = _parse_index(read_all(index), where)["manifests"]
         if tag is not None:
             chosen = [e for e in entries if e.get("annotations", {}).get(REF_NAME) == tag]
             if not chosen:
-                raise ClientError(f"{root} has no image tagged {tag!r} (tags: {', '.join(_tags(entries)) or 'none'})")
+                raise ClientError(f"{where} has no image tagged {tag!r} (tags: {', '.join(_tags(entries)) or 'none'})")
         elif len(entries) == 1:
             chosen = entries
         else:
-            raise ClientError(f"{root} holds {len(entries)} images: name one as oci:{root}:TAG "
+            raise ClientError(f"{where} holds {len(entries)} images: name one as {self.kind}:{where}:TAG "
                               f"(tags: {', '.join(_tags(entries)) or 'none'})")
         entry = chosen[-1]  # a layout may list a tag twice: the later entry wins
         self.tag: str | None = tag or entry.get("annotations", {}).get(REF_NAME)
         self._root = self.manifest(Descriptor.from_json(entry))
 
+    def _file(self, name: str) -> FileRange | None:
+        """A file of the layout by its path in the layout; None when it is not there."""
+        raise NotImplementedError
+
     def root(self) -> Manifest:
         return self._root
 
     def manifest(self, descriptor: Descriptor) -> Manifest:
-        path = self._existing(descriptor)
-        return Manifest.of(path.read_bytes(), descriptor.media_type)
+        return Manifest.of(read_all(self._existing(descriptor)), descriptor.media_type)
 
     def blob(self, descriptor: Descriptor) -> Content:
-        return FileRange(self._existing(descriptor))
+        return self._existing(descriptor)
 
-    def _existing(self, descriptor: Descriptor) -> Path:
-        path = blob_path(self.root_dir, descriptor.digest)
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            raise ClientError(f"{self.root_dir} lacks blob {descriptor.digest}") from None
-        if size != descriptor.size:
-            raise ClientError(f"{path} holds {size} bytes, its descriptor says {descriptor.size}")
-        return path
+    def _existing(self, descriptor: Descriptor) -> FileRange:
+        found = self._file(blob_name(descriptor.digest))
+        if found is None:
+            raise ClientError(f"{self._where} lacks blob {descriptor.digest}")
+        if found.size != descriptor.size:
+            raise ClientError(f"{self._where}: blob {descriptor.digest} holds {found.size} bytes, its descriptor "
+                              f"says {descriptor.size}")
+        return found
+
+
+class LayoutSource(_LayoutReader):
+    """An OCI layout directory."""
+
+    kind = "oci"
+
+    def __init__(self, root: Path, tag: str | None = None) -> None:
+        self.root_dir = root
+        super().__init__(str(root), tag)
+
+    def _file(self, name: str) -> FileRange | None:
+        path = self.root_dir / name
+        return FileRange(path) if path.is_file() else None
+
+
+class OciArchiveSource(_LayoutReader):
+    """An OCI layout in an uncompressed tar (`skopeo copy ... oci-archive:FILE`, `podman save
+    --format oci-archive`), read in place: nothing is extracted."""
+
+    kind = "oci-archive"
+
+    def __init__(self, path: Path, tag: str | None = None) -> None:
+        self.path = path
+        self._files = TarFiles(path)
+        super().__init__(str(path), tag)
+
+    def _file(self, name: str) -> FileRange | None:
+        return self._files.range(name) if self._files.has(name) else None
 
 
 def _tags(entries: list[dict[str, Any]]) -> list[str]:

@@ -1,5 +1,6 @@
 """What `berth push` reads: the `Source` protocol and `open_source`, which turns a source
-argument into one (an OCI layout, a `docker save` archive, or an image in a registry)."""
+argument into one (an OCI layout as a directory or a tar, a `docker save` archive, or an image
+in a registry)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from berth.client.archive import ArchiveSource
 from berth.client.auth import Credentials
 from berth.client.content import Content
 from berth.client.errors import ClientError
-from berth.client.layout import LayoutSource
+from berth.client.layout import LayoutSource, OciArchiveSource
 from berth.client.manifests import Descriptor, Manifest
 from berth.client.reference import parse_reference
 from berth.client.registry import RegistryClient
 from berth.client.remote import RegistrySource
+from berth.client.tarfiles import TarFiles
 
 
 class Source(Protocol):
@@ -45,16 +47,24 @@ def split_path(text: str) -> tuple[Path, str | None]:
 
 def open_source(text: str, *, credentials: Credentials | None = None, plain_http: bool | None = None,
                 insecure: bool = False) -> Source:
-    """`oci:DIR[:TAG]` or a directory: an OCI layout. `docker-archive:FILE[:TAG]` or a file: a
-    `docker save` archive. `docker://HOST/REPO[:TAG|@DIGEST]`: an image in a registry (the
-    other arguments say how to reach it)."""
+    """`oci:DIR[:TAG]` or a directory: an OCI layout. `oci-archive:FILE[:TAG]`: a tar of one.
+    `docker-archive:FILE[:TAG]`: a `docker save` archive. A file without a prefix is the
+    latter when it has a manifest.json, else the former. `docker://HOST/REPO[:TAG|@DIGEST]`: an
+    image in a registry (the other arguments say how to reach it)."""
     if text.startswith("docker://"):
         ref = parse_reference(text)
         client = RegistryClient(ref.api_host, credentials=credentials, plain_http=plain_http, insecure=insecure)
         return RegistrySource(client.repository(ref.repository), ref.tag, ref.digest)
     if text.startswith("oci:"):
         return LayoutSource(*split_path(text.removeprefix("oci:")))
+    if text.startswith("oci-archive:"):
+        return OciArchiveSource(*split_path(text.removeprefix("oci-archive:")))
     if text.startswith("docker-archive:"):
         return ArchiveSource(*split_path(text.removeprefix("docker-archive:")))
     path, tag = split_path(text)
-    return LayoutSource(path, tag) if path.is_dir() else ArchiveSource(path, tag)
+    if path.is_dir():
+        return LayoutSource(path, tag)
+    # docker 25 and later write both manifest.json and an OCI index: keep reading those as docker did.
+    files = TarFiles(path)
+    return ArchiveSource(path, tag) if files.has("manifest.json") or not files.has("index.json") \
+        else OciArchiveSource(path, tag)

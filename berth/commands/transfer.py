@@ -28,8 +28,9 @@ from berth.client.tasks import DEFAULT_PARALLEL, MAX_PARALLEL
 def register(subparsers: Any) -> None:
     pusher = subparsers.add_parser(
         "push", help="push an image to a registry: large layers straight to S3, resumable",
-        description="Push an image. SRC: oci:DIR[:TAG] or a directory (an OCI layout), docker-archive:FILE[:TAG] "
-                    "or a file (`docker save` output), docker://HOST/REPO[:TAG|@DIGEST] (another registry). "
+        description="Push an image. SRC: oci:DIR[:TAG] or a directory (an OCI layout), oci-archive:FILE[:TAG] (a "
+                    "tar of one), docker-archive:FILE[:TAG] (`docker save` output), a file (either archive, told "
+                    "apart by its contents), docker://HOST/REPO[:TAG|@DIGEST] (another registry). "
                     "DEST: HOST[:PORT]/REPO[:TAG|@DIGEST]; without a tag, the source's (or latest). "
                     "Prints the digest. Run an interrupted push again to continue it.")
     pusher.add_argument("source", metavar="SRC")

@@ -1,5 +1,6 @@
-"""Push sources read from disk: OCI layouts and `docker save` archives (converted to Docker v2
-schema 2 manifests, layers exactly as stored), and how a source argument picks one."""
+"""Push sources read from disk: OCI layouts (directories, and tars of them) and `docker save`
+archives (converted to Docker v2 schema 2 manifests, layers exactly as stored), and how a source
+argument picks one."""
 
 from __future__ import annotations
 
@@ -12,7 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from berth.client import ArchiveSource, ClientError, Content, LayoutSource, LayoutWriter, Manifest, open_source, walk
+from berth.client import (
+    ArchiveSource,
+    ClientError,
+    Content,
+    LayoutSource,
+    LayoutWriter,
+    Manifest,
+    OciArchiveSource,
+    open_source,
+    walk,
+)
 from berth.client.archive import DOCKER_CONFIG, DOCKER_LAYER, DOCKER_LAYER_GZIP
 from berth.client.manifests import DOCKER_MANIFEST, NON_DISTRIBUTABLE, OCI_INDEX, OCI_MANIFEST, Descriptor
 from berth.client.sources import split_path
@@ -64,6 +75,48 @@ def test_a_layout_missing_a_blob_says_which(tmp_path: Path) -> None:
     (src.root / "blobs" / "sha256" / layer_descriptor.digest[7:]).unlink()
     with pytest.raises(ClientError, match=f"lacks blob {layer_descriptor.digest}"):
         source.blob(layer_descriptor)
+
+
+def tar_of(root: Path, path: Path, prefix: str = "") -> Path:
+    """The layout as `skopeo copy ... oci-archive:` writes it: its files at the top of a tar."""
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name in sorted(p.relative_to(root).as_posix() for p in root.rglob("*")):
+            tar.add(root / name, arcname=prefix + name, recursive=False)
+    return path
+
+
+@pytest.mark.parametrize("prefix", ["", "./"])
+def test_an_oci_archive_is_read_in_place_as_its_layout_is(tmp_path: Path, prefix: str) -> None:
+    src = Layout(tmp_path / "src")
+    amd64, arm64 = src.image([1000, 5000]), src.image([2000], "arm64")
+    src.tag(amd64, "1")
+    src.tag(src.index([amd64, arm64]), "multi")
+    archive = tar_of(src.root, tmp_path / "image.tar", prefix)
+    for tag in ("1", "multi"):
+        source, layout = OciArchiveSource(archive, tag), LayoutSource(src.root, tag)
+        assert source.root() == layout.root() and source.tag == tag
+        plan = walk(source.root(), source.manifest)
+        assert plan == walk(layout.root(), layout.manifest)
+        for blob in plan.blobs:
+            assert read(source.blob(blob), blob.size) == read(layout.blob(blob), blob.size)
+    with pytest.raises(ClientError, match=f"holds 2 images: name one as oci-archive:{archive}:TAG"):
+        OciArchiveSource(archive)
+    with pytest.raises(ClientError, match="no image tagged 'x'"):
+        OciArchiveSource(archive, "x")
+
+
+def test_an_oci_archive_missing_a_blob_or_its_index_says_so(tmp_path: Path) -> None:
+    src = Layout(tmp_path / "src")
+    manifest = src.image([1000])
+    src.tag(manifest, "1")
+    layer_descriptor = LayoutSource(src.root, "1").root().blobs()[1]
+    (src.root / "blobs" / "sha256" / layer_descriptor.digest[7:]).unlink()
+    source = OciArchiveSource(tar_of(src.root, tmp_path / "image.tar"), "1")
+    with pytest.raises(ClientError, match=f"lacks blob {layer_descriptor.digest}"):
+        source.blob(layer_descriptor)
+    (src.root / "index.json").unlink()
+    with pytest.raises(ClientError, match="not an OCI image layout"):
+        OciArchiveSource(tar_of(src.root, tmp_path / "no-index.tar"))
 
 
 def test_a_docker_archive_becomes_a_schema_2_manifest_of_the_files_as_stored(tmp_path: Path) -> None:
@@ -124,6 +177,9 @@ def test_source_arguments_choose_the_kind_and_split_off_the_tag(tmp_path: Path) 
     assert isinstance(open_source(f"{tmp_path}/lay:out"), LayoutSource)
     assert isinstance(open_source(f"docker-archive:{tmp_path}/image.tar:app:1"), ArchiveSource)
     assert isinstance(open_source(f"{tmp_path}/image.tar"), ArchiveSource)
+    tar_of(tmp_path / "lay:out", tmp_path / "oci.tar")
+    assert isinstance(open_source(f"oci-archive:{tmp_path}/oci.tar:v1"), OciArchiveSource)
+    assert isinstance(open_source(f"{tmp_path}/oci.tar:v1"), OciArchiveSource)  # no manifest.json in it
     with pytest.raises(ClientError, match="no such file or directory"):
         open_source(f"{tmp_path}/nothing:1")
 

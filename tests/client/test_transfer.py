@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -231,6 +232,22 @@ def test_a_docker_save_archive_pushes_its_layers_as_stored(
     layers = json.loads(pulled[digest])["layers"]
     assert [pulled[d["digest"]] for d in layers] == [plain.read_bytes(), gzipped.read_bytes()]
     assert [d["mediaType"].rsplit(".", 1)[1] for d in layers] == ["tar", "gzip"]
+
+
+def test_an_oci_archive_skopeo_wrote_pushes_as_its_layout_would(
+        registry: LocalServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert shutil.which("skopeo"), "skopeo is not installed: run scripts/install-tools (make test does)"
+    src = Layout(tmp_path / "src")
+    manifest = src.image([3_000, 6_000_000])
+    src.tag(manifest, "1")
+    archive = tmp_path / "image.tar"
+    made = subprocess.run(["skopeo", "copy", "--quiet", f"oci:{src.root}:1", f"oci-archive:{archive}:1"],
+                          capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    code, digest, err = berth(capsys, "push", f"oci-archive:{archive}:1", f"{registry.address}/team/archived")
+    assert (code, digest) == (0, manifest["digest"]), err
+    assert berth(capsys, "pull", f"{registry.address}/team/archived:1", str(tmp_path / "out"))[:2] == (0, digest)
+    assert blobs(tmp_path / "out") == blobs(src.root)
 
 
 def test_a_copy_within_the_registry_mounts_and_from_another_streams(
