@@ -101,12 +101,13 @@ class MetadataStore(Table):
             pieces=tuple(Piece(p["key"], p["size"]) for p in item.get("pieces", [])),
             created=item["created"],
             direct=Direct(**item["direct"]) if item.get("direct") else None,
+            finishing=item.get("finishing"),
         )
 
     def commit_upload(self, state: UploadState, expected_offset: int) -> bool:
         """Store the new state only if nobody moved the upload since we read it (or, for a
         first chunk written without reading, since it was created): same offset, same
-        repository, and a chunked upload never overwrites a direct one."""
+        repository, no finish under way, and a chunked upload never overwrites a direct one."""
         values = self._upload_values(state)
         fixed = ("pk", "sk", "repo", "created", "expires")  # set once, when the upload starts
         names = [k for k in values if k not in fixed and values[k] is not None]
@@ -114,7 +115,7 @@ class MetadataStore(Table):
         expression = "SET " + ", ".join(f"#{k} = :{k}" for k in names)
         if removed:
             expression += " REMOVE " + ", ".join(f"#{k}" for k in removed)
-        condition = "attribute_exists(pk) AND #offset = :expected AND #repo = :repo"
+        condition = "attribute_exists(pk) AND #offset = :expected AND #repo = :repo AND attribute_not_exists(finishing)"
         if state.direct is None:
             condition += " AND attribute_not_exists(direct)"
         return self._conditionally(
@@ -144,8 +145,34 @@ class MetadataStore(Table):
             return None
         return int(result["Attributes"]["part_seq"]["N"])
 
-    def delete_upload(self, uuid: str) -> bool:
-        return self._delete_existing(upload_pk(uuid), "upload")
+    def claim_finish(self, state: UploadState, digest: str) -> bool:
+        """Mark the upload as being finished as `digest`, if nobody moved it since `state` was
+        read and no finish of another digest holds it. From then on no chunk commits, so a
+        finish can assemble the blob in steps S3 cannot undo (completing the multipart upload).
+        A finish of the same digest, a retry say, may claim it again."""
+        return self._conditionally(
+            "update_item",
+            Key=to_item({"pk": upload_pk(state.uuid), "sk": "upload"}),
+            UpdateExpression="SET finishing = :digest",
+            ConditionExpression="attribute_exists(pk) AND #offset = :expected AND "
+                                "(attribute_not_exists(finishing) OR finishing = :digest)",
+            ExpressionAttributeNames={"#offset": "offset"},
+            ExpressionAttributeValues=to_item({":digest": digest, ":expected": state.offset}),
+        )
+
+    def delete_upload(self, uuid: str) -> UploadState | None:
+        """Delete the upload whatever its state; returns what it held when deleted (None when it
+        was already gone), which may be more than a state read earlier."""
+        try:
+            result = self._db.delete_item(
+                TableName=self.table,
+                Key=to_item({"pk": upload_pk(uuid), "sk": "upload"}),
+                ConditionExpression="attribute_exists(pk)",
+                ReturnValues="ALL_OLD",
+            )
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return None
+        return self.upload_state(uuid, from_item(result["Attributes"]))
 
     def retire_upload(self, state: UploadState) -> bool:
         """Delete the upload only if no chunk committed since `state` was read."""

@@ -41,6 +41,15 @@ class BlobStore:
         with self._gone_is_missing(key):
             return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
+    def size(self, key: str) -> int | None:
+        """The object's size; None when there is none."""
+        try:
+            return int(self._s3.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
+        except self._s3.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
     def stream(self, key: str, start: int = 0) -> Iterator[bytes]:
         ranged = {"Range": f"bytes={start}-"} if start else {}
         body = self._s3.get_object(Bucket=self.bucket, Key=key, **ranged)["Body"]

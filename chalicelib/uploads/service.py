@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from chalicelib.api.errors import Oci, RegistryError
 from chalicelib.digest import resumable
@@ -47,10 +48,13 @@ class Uploads:
         return state
 
     def cancel(self, state: UploadState) -> None:
-        if not self._meta.delete_upload(state.uuid):
+        held = self._meta.delete_upload(state.uuid)
+        if held is None:
             raise RegistryError(Oci.BLOB_UPLOAD_UNKNOWN, detail={"uuid": state.uuid})
-        # A finished direct upload's object exists (being verified, or failed) before any record.
-        self.discard(state, also=[state.object_key] if state.direct else [])
+        # What the record held when deleted: a chunk may have committed since `state` was read.
+        # A finished direct upload's object exists (being verified, or failed) before any record,
+        # and so may the object of a finish under way.
+        self.discard(held, also=[held.object_key] if held.direct or held.finishing else [])
 
     def abandon(self, state: UploadState) -> bool:
         """Drop an upload nobody moved since `state` was read (the purge); False if it moved."""
@@ -99,13 +103,13 @@ class Uploads:
             try:
                 new, started = self._write_part(state, data, hash_state)
             except MissingObject:
-                # Another chunk at this offset won and already folded the pieces into a part.
-                raise self._out_of_order(self.load(state.repo, state.uuid)) from None
+                # Another request changed the upload first: folded the pieces into a part, or finished it.
+                raise self._changed(state, self._meta.get_upload(state.uuid)) from None
             if not self._meta.commit_upload(new, expected_offset=state.offset):
                 if started:
                     self._blobs.abort_multipart(state.object_key, new.multipart_id or "")
                 self._blobs.delete([p.key for p in new.pieces])  # the tail it held back
-                raise self._out_of_order(self.load(state.repo, state.uuid))
+                raise self._changed(state, self._meta.get_upload(state.uuid))
             self._blobs.delete([p.key for p in state.pieces])
             return new
         piece = Piece(state.piece_key(state.offset), len(data))
@@ -113,7 +117,7 @@ class Uploads:
         new = state.with_piece(piece, hash_state)
         if not self._meta.commit_upload(new, expected_offset=state.offset):
             self._blobs.delete([piece.key])
-            raise self._out_of_order(self.load(state.repo, state.uuid))
+            raise self._changed(state, self._meta.get_upload(state.uuid))
         return new
 
     def _out_of_order(self, state: UploadState) -> RegistryError:
@@ -159,6 +163,8 @@ class Uploads:
         number = self._meta.next_part_number(state.uuid)
         if number is None:
             raise MissingObject(state.object_key)  # a concurrent finish or cancel retired the upload
+        if number > MAX_PARTS:  # numbers that retried or losing requests drew are spent too
+            raise RegistryError(Oci.TOO_LARGE, f"this upload has used all {MAX_PARTS} S3 part numbers")
         return number
 
     # ---- finishing -----------------------------------------------------------------------
@@ -173,8 +179,7 @@ class Uploads:
         upload = state if persisted else None
         verified = self._verify_from_state(state, digest, data)
         if verified is False:
-            self.discard(state)
-            self._reject(upload, digest)
+            self._reject(state, upload, digest)
         # Where assembling costs nothing (the lone piece is the blob), promotion's own condition
         # finds a stored copy; otherwise one read can spare writing the bytes again.
         existing = None if state.lone_piece_is_blob(len(data)) else self._meta.get_blob(str(digest))
@@ -182,19 +187,17 @@ class Uploads:
             # Same bytes are already stored: link them, keep nothing of this upload.
             outcome = self._meta.link_existing(state.repo, existing, upload)
             if outcome == "upload-gone":
-                raise RegistryError(Oci.BLOB_UPLOAD_UNKNOWN, detail={"uuid": state.uuid})
+                return self._lost(state, str(digest))
             if outcome == "linked":
                 self.discard(state)
                 return existing
             # "blob-gone": the collector took the stored copy meanwhile; store ours.
         try:
-            key, surplus = self._assemble(state, data)
+            key, surplus = self._assemble(state, data, str(digest), persisted)
         except MissingObject:
-            # A concurrent finish of this upload took its pieces or multipart upload first.
-            return self._winner(state, str(digest))
+            return self._lost(state, str(digest))
         if not verified and not self._verify_stored(key, digest):
-            self._blobs.delete([key] + surplus)
-            self._reject(upload, digest)
+            self._reject(state, upload, digest, created=[key])
         return self.promote(state, BlobRecord(str(digest), key, size), upload, surplus)
 
     def promote(self, state: UploadState, blob: BlobRecord, upload: UploadState | None,
@@ -206,25 +209,45 @@ class Uploads:
                 self._blobs.delete(surplus)
                 return blob
             stored = self._meta.get_blob(blob.digest)
+            if outcome == "exists" and stored is not None:
+                # Another push of these bytes won: link its copy, unless the collector is taking
+                # it, in which case ours can take its place.
+                outcome = self._meta.link_existing(state.repo, stored, upload)
+                if outcome == "linked":
+                    self._blobs.delete(surplus + ([blob.key] if stored.key != blob.key else []))
+                    return stored
             if outcome == "upload-gone":
-                # A concurrent finish (or the purge) retired this upload first. Our object is
-                # surplus unless that finish recorded this very object.
-                if stored is None or stored.key != blob.key:
+                # Only once the upload is gone are its objects nobody's, but for the one a
+                # concurrent finish recorded. While it lives, a chunk moved it: all stays.
+                if self._meta.get_upload(state.uuid) is None and (stored is None or stored.key != blob.key):
                     self._blobs.delete([blob.key] + surplus)
-                return self._winner(state, blob.digest)
-            # "exists": another push of these bytes won; link its copy unless the collector
-            # is taking it, in which case ours can take its place.
-            if stored is not None and self._meta.link_existing(state.repo, stored, upload) != "blob-gone":
-                self._blobs.delete(surplus + ([blob.key] if stored.key != blob.key else []))
-                return stored
+                return self._lost(state, blob.digest)
         raise RuntimeError(f"blob {blob.digest} kept being collected while pushed")
 
-    def _winner(self, state: UploadState, digest: str) -> BlobRecord:
-        """What a concurrent finish of the same upload linked, if it got that far."""
-        winner = self._meta.get_link(state.repo, digest)
-        if winner is None:
-            raise RegistryError(Oci.BLOB_UPLOAD_UNKNOWN, detail={"uuid": state.uuid})
-        return winner
+    def _lost(self, state: UploadState, digest: str) -> BlobRecord:
+        """A finish working from `state` found the upload changed under it: what a concurrent
+        finish of the same digest linked, or the error that says what happened."""
+        current = self._meta.get_upload(state.uuid)
+        if current is None:
+            winner = self._meta.get_link(state.repo, digest)
+            if winner is not None:
+                return winner
+        raise self._changed(state, current)
+
+    def _changed(self, state: UploadState, current: UploadState | None) -> RegistryError:
+        """What to tell a client whose request found the upload changed since `state` was read
+        (`current` is the record now): never the offset it just sent to, to send to again."""
+        if current is None:  # finished or cancelled
+            return RegistryError(Oci.BLOB_UPLOAD_UNKNOWN, detail={"uuid": state.uuid})
+        if current.offset != state.offset:
+            return self._out_of_order(current)
+        if current.finishing is not None:
+            return RegistryError(Oci.BLOB_UPLOAD_INVALID, "another request is finishing this upload",
+                                 detail={"uuid": state.uuid})
+        # Same offset and no finish under way, yet what the record names is gone: it cannot go on.
+        if self._meta.retire_upload(current):
+            self.discard(current)
+        return RegistryError(Oci.BLOB_UPLOAD_UNKNOWN, detail={"uuid": state.uuid})
 
     def _verify_from_state(self, state: UploadState, digest: Digest, data: bytes) -> bool | None:
         """True/False when the digest can be checked without reading S3; None otherwise."""
@@ -242,30 +265,52 @@ class Uploads:
             hasher.update(chunk)
         return hasher.hexdigest() == digest.hex
 
-    def _reject(self, upload: UploadState | None, digest: Digest) -> None:
-        if upload is not None:
-            self._meta.delete_upload(upload.uuid)
+    def _reject(self, state: UploadState, upload: UploadState | None, digest: Digest,
+                created: Sequence[str] = ()) -> NoReturn:
+        """The bytes are not the digest: the upload ends with what it stored, unless a chunk
+        moved it meanwhile (then this request worked from a stale state, and all stays but
+        what it created itself)."""
+        made = [key for key in created if key not in {p.key for p in state.pieces}]
+        # A finish of other bytes holding the upload is not this request's to end.
+        if upload is None or (state.finishing in (None, str(digest)) and self._meta.retire_upload(upload)):
+            self.discard(state, also=made)
+        else:
+            self._blobs.delete(made)
         raise RegistryError(Oci.DIGEST_INVALID, detail={"digest": str(digest)})
 
-    def _assemble(self, state: UploadState, data: bytes) -> tuple[str, list[str]]:
+    def _assemble(self, state: UploadState, data: bytes, digest: str, persisted: bool) -> tuple[str, list[str]]:
         """Put the upload's bytes into one S3 object. Returns its key and the piece objects
         that are no longer needed once the blob is promoted."""
         piece_keys = [p.key for p in state.pieces]
         if state.lone_piece_is_blob(len(data)):
             return state.pieces[0].key, []  # no copy
+        # Writing `object_key`, and completing the multipart upload above all, cannot be undone:
+        # claim the upload first, so that no chunk commits meanwhile and no finish of other
+        # bytes writes the same object. (A monolithic POST's upload is this request's alone.)
+        if persisted:
+            if state.finishing == digest and self._blobs.size(state.object_key) == state.offset + len(data):
+                return state.object_key, piece_keys  # assembled by an earlier attempt that then died
+            if not self._meta.claim_finish(state, digest):
+                raise MissingObject(state.object_key)
         if state.multipart_id is None:
             self._blobs.put(state.object_key, self._tail_with(state, data))
             return state.object_key, piece_keys
-        parts = list(state.parts)
-        if state.pieces or data:
-            number = self._part_number(state)
-            if len(state.pieces) == 1 and not data:
-                # The usual end of a chunked push: S3 copies the last piece in as the last part.
-                self._blobs.copy_part(state.object_key, state.multipart_id, number, state.pieces[0].key)
-            else:
-                self._blobs.upload_part(state.object_key, state.multipart_id, number, self._tail_with(state, data))
-            parts.append(number)
-        self._blobs.complete_multipart(state.object_key, state.multipart_id, parts)
+        try:
+            parts = list(state.parts)
+            if state.pieces or data:
+                number = self._part_number(state)
+                if len(state.pieces) == 1 and not data:
+                    # The usual end of a chunked push: S3 copies the last piece in as the last part.
+                    self._blobs.copy_part(state.object_key, state.multipart_id, number, state.pieces[0].key)
+                else:
+                    body = self._tail_with(state, data)
+                    self._blobs.upload_part(state.object_key, state.multipart_id, number, body)
+                parts.append(number)
+            self._blobs.complete_multipart(state.object_key, state.multipart_id, parts)
+        except MissingObject:
+            # A finish of these same bytes (an earlier attempt of this one, or a twin) completed it.
+            if self._blobs.size(state.object_key) != state.offset + len(data):
+                raise
         return state.object_key, piece_keys
 
     # ---- mounts --------------------------------------------------------------------------

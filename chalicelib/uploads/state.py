@@ -45,6 +45,7 @@ class UploadState:
     pieces: tuple[Piece, ...] = ()  # bytes after the last part, not yet in one
     created: int = field(default_factory=lambda: int(time.time()))
     direct: Direct | None = None  # for a direct upload, `offset` counts bytes verified
+    finishing: str | None = None  # the digest a finish claimed the upload for (no chunk commits then)
 
     @classmethod
     def new(cls, repo: str, hash_state: bytes | None) -> UploadState:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from urllib.parse import unquote_plus
 
+from chalicelib.api.errors import RegistryError
 from chalicelib.digest import resumable
 from chalicelib.digest.digests import Digest
 from chalicelib.storage.dynamo import MetadataStore
@@ -91,5 +92,8 @@ class Verifier:
             if self._meta.commit_upload(failed, expected_offset=state.offset):
                 self._blobs.delete([state.object_key])
             return "rejected"
-        self._uploads.promote(state, BlobRecord(str(digest), state.object_key, state.direct.size), state, [])
+        try:
+            self._uploads.promote(state, BlobRecord(str(digest), state.object_key, state.direct.size), state, [])
+        except RegistryError:
+            return "taken over"  # a duplicate delivery moved or finished the upload first
         return "promoted"
