@@ -118,7 +118,7 @@ def content_length(headers: Message) -> int | None:
     values = {v.strip() for v in headers.get_all("Content-Length") or []}
     if not values:
         return None
-    if len(values) > 1 or not all(v.isdigit() for v in values):
+    if len(values) > 1 or not all(v.isascii() and v.isdigit() for v in values):
         raise BadBody
     return int(values.pop())
 

@@ -48,7 +48,7 @@ class PartListing:
 
 def _int_header(response: requests.Response, name: str) -> int | None:
     value = response.headers.get(name)
-    return int(value) if value and value.isdigit() else None
+    return int(value) if value and value.isascii() and value.isdigit() else None
 
 
 class RegistryClient:
@@ -183,7 +183,7 @@ class Repository:
         response = self._request("GET", location, (204,))
         response.close()
         last = response.headers.get("Range", "0-0").rpartition("-")[2]
-        return int(last) + 1 if last.isdigit() and int(last) else 0
+        return int(last) + 1 if last.isascii() and last.isdigit() and int(last) else 0
 
     def upload_verification(self, location: str) -> str | None:
         """A direct upload's `Berth-Verification` (`pending` while verifying); raises

@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
 
 def _listen_address(text: str) -> tuple[str, int]:
     host, colon, port = text.rpartition(":")
-    if not colon or not port.isdigit() or int(port) > 65535:
+    if not colon or not (port.isascii() and port.isdigit()) or int(port) > 65535:
         raise ValueError(f"--listen {text!r}: expected HOST:PORT")
     return host or "127.0.0.1", int(port)
 

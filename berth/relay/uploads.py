@@ -107,7 +107,7 @@ class BlobUploads:
         response.close()
         chunk_max = response.headers.get("OCI-Chunk-Max-Length", "")
         upload = self.uploads.open(name, response.headers.get("Location"),
-                                   int(chunk_max) if chunk_max.isdigit() else DEFAULT_CHUNK_MAX)
+                                   int(chunk_max) if chunk_max.isascii() and chunk_max.isdigit() else DEFAULT_CHUNK_MAX)
         if digest is None:
             return _progress(202, upload)
         with self.uploads.use(name, upload.id) as held:  # a monolithic upload: the body is the blob

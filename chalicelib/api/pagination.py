@@ -13,9 +13,10 @@ def page_size(n: str | None) -> int:
     """The page size asked for, capped at MAX_PAGE (more then follows through `Link`)."""
     if n is None or n == "":
         return MAX_PAGE
-    if not n.isdigit():
+    if not (n.isascii() and n.isdigit()):  # str.isdigit alone takes '²', which int() refuses
         raise RegistryError(Oci.PAGINATION_INVALID, detail={"n": n[:32]})
-    return min(int(n), MAX_PAGE)
+    digits = n.lstrip("0") or "0"
+    return MAX_PAGE if len(digits) > len(str(MAX_PAGE)) else min(int(digits), MAX_PAGE)
 
 
 def next_link(path: str, size: int, items: list[str], more: bool) -> dict[str, str]:

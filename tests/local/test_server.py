@@ -153,6 +153,16 @@ def test_over_limit_content_length_gets_413_and_the_server_stays_healthy(server:
     assert response.status == 200
 
 
+def test_a_content_length_of_other_digits_is_a_bad_request(server: LocalServer) -> None:
+    """'²' is a digit to str.isdigit but not a number to int()."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        status, _, _ = raw_exchange(sock, b"PATCH /v2/local/x/blobs/uploads/x HTTP/1.1\r\nHost: x\r\n"
+                                          b"Content-Length: \xb2\r\n\r\n")
+    assert status.startswith("HTTP/1.1 400")
+    response, _ = call(server.connect(), "GET", "/v2/")
+    assert response.status == 200
+
+
 def test_over_limit_chunked_body_gets_413_and_the_server_stays_healthy(server: LocalServer) -> None:
     conn = server.connect()
     location = start_upload(conn, "local/large")

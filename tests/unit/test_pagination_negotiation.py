@@ -10,7 +10,9 @@ def test_page_size() -> None:
     assert page_size("0") == 0
     assert page_size("5") == 5
     assert page_size(str(MAX_PAGE * 10)) == MAX_PAGE
-    for bad in ("-1", "x", "1.5"):
+    assert page_size("0005") == 5
+    assert page_size("9" * 5000) == MAX_PAGE  # past what int() converts
+    for bad in ("-1", "x", "1.5", "²", "٣"):
         with pytest.raises(RegistryError) as caught:
             page_size(bad)
         assert caught.value.kind is Oci.PAGINATION_INVALID
