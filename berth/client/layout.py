@@ -16,7 +16,7 @@ from berth.client.manifests import OCI_INDEX, Descriptor, Manifest
 from berth.client.tarfiles import TarFiles, read_all
 
 REF_NAME = "org.opencontainers.image.ref.name"
-_DIGEST = re.compile(r"^([a-z0-9]+):([a-f0-9]{32,128})$")
+_DIGEST = re.compile(r"^([a-z0-9]+):([a-f0-9]{32,128})\Z")
 
 
 def blob_name(digest: str) -> str:

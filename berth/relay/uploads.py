@@ -42,9 +42,9 @@ from berth.relay.upstream import Upstream
 
 log = logging.getLogger("berth.relay")
 
-UPLOAD_PATH = re.compile(r"^/v2/(?P<name>.+)/blobs/uploads/(?P<id>[^/]*)$")
-DIGEST = re.compile(r"^(?:sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$")
-CONTENT_RANGE = re.compile(r"^(?:bytes[= ])?(\d+)-(\d+)$")
+UPLOAD_PATH = re.compile(r"^/v2/(?P<name>.+)/blobs/uploads/(?P<id>[^/]*)\Z")
+DIGEST = re.compile(r"^(?:sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})\Z")
+CONTENT_RANGE = re.compile(r"^(?:bytes[= ])?([0-9]+)-([0-9]+)\Z")
 BLOB_TYPE = "application/octet-stream"  # what a blob is to the upload API, whatever the manifest calls it
 
 Answer = Reply | requests.Response  # the relay's own, or the upstream's to pass on

@@ -36,7 +36,7 @@ class Route:
     regex: re.Pattern[str] = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "regex", re.compile(f"^{self.pattern}$"))
+        object.__setattr__(self, "regex", re.compile(f"^{self.pattern}\\Z"))
 
 
 ROUTES: tuple[Route, ...] = (

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 PULL, PUSH, DELETE, ALL = "pull", "push", "delete", "*"
 ACTIONS = (PULL, PUSH, DELETE)
-_SCOPE = re.compile(r"^(repository|registry)(?:\([a-z0-9]+\))?:(.+):([a-z*]+(?:,[a-z*]+)*)$")
+_SCOPE = re.compile(r"^(repository|registry)(?:\([a-z0-9]+\))?:(.+):([a-z*]+(?:,[a-z*]+)*)\Z")
 
 
 @dataclass(frozen=True)

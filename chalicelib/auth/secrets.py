@@ -14,7 +14,7 @@ from dataclasses import dataclass
 # authorizer pay it once per credential and cache the result.
 BCRYPT_ROUNDS = 10
 CI_TOKEN_PREFIX = "berth_"
-_CI_TOKEN = re.compile(r"^berth_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
+_CI_TOKEN = re.compile(r"^berth_([0-9a-f]{16})_([A-Za-z0-9_-]{43})\Z")
 
 
 def _prehash(password: str) -> bytes:

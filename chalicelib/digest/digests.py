@@ -13,7 +13,7 @@ HEX_LENGTHS = {"sha256": 64, "sha512": 128}
 
 # The spec's grammar for a digest of any algorithm, so a well-formed but unsupported one gets
 # a message that says so rather than "malformed".
-_GRAMMAR = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+_GRAMMAR = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+\Z")
 
 
 @dataclass(frozen=True)

@@ -50,11 +50,28 @@ def _invalid(message: str, **detail: Any) -> RegistryError:
     return RegistryError(Oci.MANIFEST_INVALID, message, detail=detail or None)
 
 
+def _unicode(text: str) -> bool:
+    """JSON can escape half a surrogate pair ("\\ud800"), which is no Unicode text: it cannot
+    be stored or sent as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _artifact_type(value: dict[str, Any], where: str) -> str | None:
+    artifact_type = value.get("artifactType")
+    if artifact_type is not None and not (isinstance(artifact_type, str) and _unicode(artifact_type)):
+        raise _invalid(f"{where}artifactType must be a string")
+    return artifact_type
+
+
 def _descriptor(value: Any, where: str) -> Descriptor:
     if not isinstance(value, dict):
         raise _invalid(f"{where} must be a descriptor object")
     media_type, digest, size = value.get("mediaType"), value.get("digest"), value.get("size")
-    if not isinstance(media_type, str) or not media_type:
+    if not isinstance(media_type, str) or not media_type or not _unicode(media_type):
         raise _invalid(f"{where}.mediaType must be a non-empty string")
     if not isinstance(digest, str):
         raise _invalid(f"{where}.digest must be a string")
@@ -64,10 +81,7 @@ def _descriptor(value: Any, where: str) -> Descriptor:
         raise _invalid(f"{where}.digest is not a valid digest", digest=digest) from None
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise _invalid(f"{where}.size must be a non-negative integer")
-    artifact_type = value.get("artifactType")
-    if artifact_type is not None and not isinstance(artifact_type, str):
-        raise _invalid(f"{where}.artifactType must be a string")
-    return Descriptor(media_type, parsed, size, artifact_type, _annotations(value, where))
+    return Descriptor(media_type, parsed, size, _artifact_type(value, f"{where}."), _annotations(value, where))
 
 
 def _annotations(value: dict[str, Any], where: str) -> dict[str, str] | None:
@@ -75,7 +89,7 @@ def _annotations(value: dict[str, Any], where: str) -> dict[str, str] | None:
     if annotations is None:
         return None
     if not isinstance(annotations, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
+        isinstance(k, str) and isinstance(v, str) and _unicode(k) and _unicode(v) for k, v in annotations.items()
     ):
         raise _invalid(f"{where}.annotations must map strings to strings")
     return annotations
@@ -97,7 +111,7 @@ def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
         )
     try:
         doc = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deep
         raise _invalid("manifest is not valid UTF-8 JSON") from None
     if not isinstance(doc, dict):
         raise _invalid("manifest must be a JSON object")
@@ -128,10 +142,7 @@ def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
     else:
         manifest.children = _descriptor_list(doc, "manifests", required=True)
     if media_type in (mt.OCI_MANIFEST, mt.OCI_INDEX):
-        artifact_type = doc.get("artifactType")
-        if artifact_type is not None and not isinstance(artifact_type, str):
-            raise _invalid("artifactType must be a string")
-        manifest.artifact_type = artifact_type
+        manifest.artifact_type = _artifact_type(doc, "")
         if doc.get("subject") is not None:
             manifest.subject = _descriptor(doc["subject"], "subject")
     return manifest

@@ -4,6 +4,7 @@ transaction."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
@@ -21,6 +22,16 @@ TOMBSTONE = "doomed#"  # pk prefix of a removed-but-not-yet-deleted blob copy (s
 # A blob record may be counted or linked only while it exists and the collector is not
 # removing it (docs/lifecycle.md).
 _BLOB_USABLE = "attribute_exists(pk) AND attribute_not_exists(doomed)"
+
+
+def _annotations_text(annotations: dict[str, str] | None) -> str | None:
+    """Annotations are kept as JSON text: a DynamoDB map cannot have the empty key, which the
+    spec allows."""
+    return json.dumps(annotations, separators=(",", ":")) if annotations else None
+
+
+def _annotations_read(text: str | None) -> dict[str, str] | None:
+    return json.loads(text) if text else None
 
 
 class MissingBlobs(Exception):
@@ -355,7 +366,7 @@ class MetadataStore(Table):
             "body_key": record.body_key,
             "subject": record.subject,
             "artifact_type": record.artifact_type,
-            "annotations": record.annotations,
+            "annotations": _annotations_text(record.annotations),
             "created": int(time.time()),
         }
 
@@ -369,7 +380,7 @@ class MetadataStore(Table):
             body_key=item.get("body_key"),
             subject=item.get("subject"),
             artifact_type=item.get("artifact_type"),
-            annotations=item.get("annotations"),
+            annotations=_annotations_read(item.get("annotations")),
             created=item.get("created"),
         )
 
@@ -423,7 +434,7 @@ class MetadataStore(Table):
             actions.append(self._put({
                 "pk": pk, "sk": f"referrer#{record.subject}#{record.digest}",
                 "digest": record.digest, "media_type": record.media_type, "size": record.size,
-                "artifact_type": record.artifact_type, "annotations": record.annotations,
+                "artifact_type": record.artifact_type, "annotations": _annotations_text(record.annotations),
             }))
         actions.append(self._put({"pk": CATALOG, "sk": pk}))
         room = TRANSACTION_LIMIT - len(actions)
@@ -549,4 +560,5 @@ class MetadataStore(Table):
         return Page(names, more=False)
 
     def list_referrers(self, repo: str, subject: str) -> list[dict[str, Any]]:
-        return list(self._query(repo_pk(repo), f"referrer#{subject}#"))
+        return [{**item, "annotations": _annotations_read(item.get("annotations"))}
+                for item in self._query(repo_pk(repo), f"referrer#{subject}#")]

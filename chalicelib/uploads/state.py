@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 PART_MIN = 5 * 1024 * 1024
 DIRECT_PREFIX = "direct/"
 MAX_PARTS = 10_000
-_UUID = re.compile(r"^[0-9a-f]{32}$")
+_UUID = re.compile(r"^[0-9a-f]{32}\Z")
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def range_header(offset: int) -> str:
     return f"0-{max(offset - 1, 0)}"
 
 
-_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?([0-9]+)-([0-9]+)(?:/(?:[0-9]+|\*))?\Z")
 
 
 def parse_content_range(header: str) -> tuple[int, int] | None:

@@ -112,6 +112,10 @@ def test_put_by_digest_must_match_the_body(client: Any) -> None:
          "MANIFEST_INVALID"),
         (b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []}',
          mt.OCI_MANIFEST, "MANIFEST_INVALID"),
+        (b"[" * 100_000 + b"]" * 100_000, mt.OCI_MANIFEST, "MANIFEST_INVALID"),  # deeper than json can go
+        (b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "artifactType": '
+         b'"\\ud800", "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2, "digest": '
+         b'"sha256:' + b"a" * 64 + b'"}, "layers": []}', mt.OCI_MANIFEST, "MANIFEST_INVALID"),  # half a surrogate
     ],
 )
 def test_invalid_manifests(client: Any, body: bytes, content_type: str, code: str) -> None:
@@ -119,9 +123,10 @@ def test_invalid_manifests(client: Any, body: bytes, content_type: str, code: st
     assert response.status == 400 and error_code(response) == code
 
 
-def test_bad_tag_is_tag_invalid(client: Any) -> None:
+@pytest.mark.parametrize("tag", ["-bad", "good%0A"], ids=["leading-dash", "trailing-newline"])
+def test_bad_tag_is_tag_invalid(client: Any, tag: str) -> None:
     _, body = push_image(client)
-    response = client.put(f"/v2/{REPO}/manifests/-bad", body=body, headers={"Content-Type": mt.OCI_MANIFEST})
+    response = client.put(f"/v2/{REPO}/manifests/{tag}", body=body, headers={"Content-Type": mt.OCI_MANIFEST})
     assert response.status == 400 and error_code(response) == "MANIFEST_INVALID"
     assert "tag" in response.json()["errors"][0]["message"]
 
@@ -179,7 +184,7 @@ def test_subject_and_referrers(client: Any) -> None:
     subject_digest, subject_body = push_image(client)
     subject = {"mediaType": mt.OCI_MANIFEST, "digest": subject_digest, "size": len(subject_body)}
     body = manifest_body(push_blob(client, REPO, CONFIG), [(push_blob(client, REPO, b"sig"), 3)],
-                         artifactType="application/vnd.example.sig", subject=subject, annotations={"k": "v"})
+                         artifactType="application/vnd.example.sig", subject=subject, annotations={"k": "v", "": "é"})
     response = client.put(f"/v2/{REPO}/manifests/{digest_of(body)}", body=body,
                           headers={"Content-Type": mt.OCI_MANIFEST})
     assert response.status == 201
@@ -188,7 +193,7 @@ def test_subject_and_referrers(client: Any) -> None:
     assert listing.status == 200 and listing.header("Content-Type") == mt.OCI_INDEX
     assert listing.json() == {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [
         {"mediaType": mt.OCI_MANIFEST, "digest": digest_of(body), "size": len(body),
-         "artifactType": "application/vnd.example.sig", "annotations": {"k": "v"}}]}
+         "artifactType": "application/vnd.example.sig", "annotations": {"k": "v", "": "é"}}]}
     assert listing.header("OCI-Filters-Applied") is None
     filtered = client.get(f"/v2/{REPO}/referrers/{subject_digest}?artifactType=application/other")
     assert filtered.json()["manifests"] == []
