@@ -66,6 +66,12 @@ def test_outside_v2_is_api_gateways_own_403(client: Any) -> None:
     assert response.status == 403 and response.json() == {"message": "Missing Authentication Token"}
 
 
+def test_the_gateways_own_answers_to_a_head_have_no_body(client: Any) -> None:
+    assert (client.head("/v1/_ping").status, client.head("/v1/_ping").body) == (403, b"")
+    too_large = client.head("/v2/", body=b"\0" * 5 * 1024 * 1024)
+    assert (too_large.status, too_large.body) == (413, b"")
+
+
 def test_an_internal_failure_is_a_json_500_without_a_trace(
         client: Any, registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
     def explode(*_: Any) -> None:
