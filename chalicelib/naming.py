@@ -8,7 +8,8 @@ from chalicelib.api.errors import Oci, RegistryError
 
 _COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 _NAME = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*\Z")
-_TAG = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}\Z")
+MAX_TAG_LENGTH = 128
+_TAG = re.compile(rf"^[a-zA-Z0-9_][a-zA-Z0-9._-]{{0,{MAX_TAG_LENGTH - 1}}}\Z")
 MAX_NAME_LENGTH = 255
 
 

@@ -19,6 +19,21 @@ def page_size(n: str | None) -> int:
     return MAX_PAGE if len(digits) > len(str(MAX_PAGE)) else min(int(digits), MAX_PAGE)
 
 
+def after(last: str | None, longest: int) -> str | None:
+    """`last`, refused when it is longer (in UTF-8) than any name the listing holds: no client
+    got it from a listing, and DynamoDB refuses a start key past 1,024 bytes."""
+    if last is None:
+        return None
+    try:
+        fits = len(last.encode("utf-8")) <= longest
+    except UnicodeEncodeError:
+        fits = False
+    if not fits:
+        raise RegistryError(Oci.PAGINATION_INVALID, f"last is longer than any name here ({longest} bytes)",
+                            detail={"last": last[:32]})
+    return last
+
+
 def next_link(path: str, size: int, items: list[str], more: bool) -> dict[str, str]:
     if not more or not items:
         return {}

@@ -1,7 +1,7 @@
 import pytest
 
 from chalicelib.api.errors import Oci, RegistryError
-from chalicelib.api.pagination import MAX_PAGE, next_link, page_size
+from chalicelib.api.pagination import MAX_PAGE, after, next_link, page_size
 from chalicelib.manifests.negotiation import acceptable, accepted_types
 
 
@@ -15,6 +15,15 @@ def test_page_size() -> None:
     for bad in ("-1", "x", "1.5", "²", "٣"):
         with pytest.raises(RegistryError) as caught:
             page_size(bad)
+        assert caught.value.kind is Oci.PAGINATION_INVALID
+
+
+def test_last_is_refused_only_when_no_name_can_be_that_long() -> None:
+    assert after(None, 128) is None
+    assert after("t" * 128, 128) == "t" * 128
+    for bad in ("t" * 129, "é" * 65, "\ud800"):
+        with pytest.raises(RegistryError) as caught:
+            after(bad, 128)
         assert caught.value.kind is Oci.PAGINATION_INVALID
 
 

@@ -3,17 +3,18 @@
 from chalice import Response
 
 from chalicelib.api.errors import Oci, RegistryError
-from chalicelib.api.pagination import next_link, page_size
+from chalicelib.api.pagination import after, next_link, page_size
 from chalicelib.api.request import RegistryRequest
 from chalicelib.api.responses import json_body
 from chalicelib.digest.digests import Digest
 from chalicelib.manifests.mediatypes import OCI_INDEX
+from chalicelib.naming import MAX_NAME_LENGTH, MAX_TAG_LENGTH
 from chalicelib.registry import Registry
 
 
 def tags(req: RegistryRequest, reg: Registry) -> Response:
     name = req.params["name"]
-    size, last = page_size(req.arg("n")), req.arg("last")
+    size, last = page_size(req.arg("n")), after(req.arg("last"), MAX_TAG_LENGTH)
     page = reg.meta.list_tags(name, size, last)
     if not page.items and not reg.meta.repository_exists(name):
         raise RegistryError(Oci.NAME_UNKNOWN, detail={"name": name})
@@ -22,7 +23,7 @@ def tags(req: RegistryRequest, reg: Registry) -> Response:
 
 
 def catalog(req: RegistryRequest, reg: Registry) -> Response:
-    size, last = page_size(req.arg("n")), req.arg("last")
+    size, last = page_size(req.arg("n")), after(req.arg("last"), MAX_NAME_LENGTH)
     page = reg.meta.list_repositories(size, last)
     # The next link follows the last name read, so a page filtered down to nothing still leads on.
     visible = reg.auth.readable(req.principal, page.items)
