@@ -143,18 +143,15 @@ class MetadataStore(Table):
         """A part number no other request on this upload will use: racing chunks then write
         distinct S3 parts, and only the committed ones are assembled. None when the upload is
         gone (finished or cancelled meanwhile)."""
-        try:
-            result = self._db.update_item(
-                TableName=self.table,
-                Key=to_item({"pk": upload_pk(uuid), "sk": "upload"}),
-                UpdateExpression="ADD part_seq :one",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues=to_item({":one": 1}),
-                ReturnValues="UPDATED_NEW",
-            )
-        except self._db.exceptions.ConditionalCheckFailedException:
-            return None
-        return int(result["Attributes"]["part_seq"]["N"])
+        result = self._conditional(
+            "update_item",
+            Key=to_item({"pk": upload_pk(uuid), "sk": "upload"}),
+            UpdateExpression="ADD part_seq :one",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues=to_item({":one": 1}),
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(result["Attributes"]["part_seq"]["N"]) if result else None
 
     def claim_finish(self, state: UploadState, digest: str) -> bool:
         """Mark the upload as being finished as `digest`, if nobody moved it since `state` was
@@ -174,16 +171,13 @@ class MetadataStore(Table):
     def delete_upload(self, uuid: str) -> UploadState | None:
         """Delete the upload whatever its state; returns what it held when deleted (None when it
         was already gone), which may be more than a state read earlier."""
-        try:
-            result = self._db.delete_item(
-                TableName=self.table,
-                Key=to_item({"pk": upload_pk(uuid), "sk": "upload"}),
-                ConditionExpression="attribute_exists(pk)",
-                ReturnValues="ALL_OLD",
-            )
-        except self._db.exceptions.ConditionalCheckFailedException:
-            return None
-        return self.upload_state(uuid, from_item(result["Attributes"]))
+        result = self._conditional(
+            "delete_item",
+            Key=to_item({"pk": upload_pk(uuid), "sk": "upload"}),
+            ConditionExpression="attribute_exists(pk)",
+            ReturnValues="ALL_OLD",
+        )
+        return self.upload_state(uuid, from_item(result["Attributes"])) if result else None
 
     def retire_upload(self, state: UploadState) -> bool:
         """Delete the upload only if no chunk committed since `state` was read."""

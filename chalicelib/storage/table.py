@@ -60,13 +60,16 @@ class Table:
     def _db(self) -> Any:
         return self._clients.dynamodb
 
+    def _conditional(self, operation: str, **kwargs: Any) -> dict[str, Any] | None:
+        """Run a conditional write; its answer, or None when its condition did not hold."""
+        try:
+            return dict(getattr(self._db, operation)(TableName=self.table, **kwargs))
+        except self._db.exceptions.ConditionalCheckFailedException:
+            return None
+
     def _conditionally(self, operation: str, **kwargs: Any) -> bool:
         """Run a conditional write; False when its condition did not hold."""
-        try:
-            getattr(self._db, operation)(TableName=self.table, **kwargs)
-        except self._db.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+        return self._conditional(operation, **kwargs) is not None
 
     def _delete_existing(self, pk: str, sk: str) -> bool:
         return self._conditionally("delete_item", Key=to_item({"pk": pk, "sk": sk}),
