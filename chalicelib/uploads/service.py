@@ -217,18 +217,18 @@ class Uploads:
                     self._blobs.delete(surplus + ([blob.key] if stored.key != blob.key else []))
                     return stored
             if outcome == "upload-gone":
-                # Only once the upload is gone are its objects nobody's, but for the one a
-                # concurrent finish recorded. While it lives, a chunk moved it: all stays.
-                if self._meta.get_upload(state.uuid) is None and (stored is None or stored.key != blob.key):
-                    self._blobs.delete([blob.key] + surplus)
-                return self._lost(state, blob.digest)
+                # Our objects are surplus, but for the one a concurrent finish recorded.
+                ours = [blob.key] + surplus if stored is None or stored.key != blob.key else []
+                return self._lost(state, blob.digest, ours)
         raise RuntimeError(f"blob {blob.digest} kept being collected while pushed")
 
-    def _lost(self, state: UploadState, digest: str) -> BlobRecord:
+    def _lost(self, state: UploadState, digest: str, ours: Sequence[str] = ()) -> BlobRecord:
         """A finish working from `state` found the upload changed under it: what a concurrent
-        finish of the same digest linked, or the error that says what happened."""
+        finish of the same digest linked, or the error that says what happened. `ours` goes
+        once the upload is gone; while it lives, a chunk moved it, and all stays."""
         current = self._meta.get_upload(state.uuid)
         if current is None:
+            self._blobs.delete(list(ours))
             winner = self._meta.get_link(state.repo, digest)
             if winner is not None:
                 return winner
