@@ -47,6 +47,15 @@ def assert_blob_served(client, repo: str, blob: Blob) -> None:
     assert fetched.body == blob.data
 
 
+def close_and_check(client, location: str, blob: Blob) -> None:
+    """The closing PUT with no body, then the blob as a client pulls it."""
+    closed = client.put(with_query(location, digest=blob.digest),
+                        headers={"Content-Length": "0", "Content-Type": OCTET_STREAM})
+    assert closed.status == 201, closed.body
+    assert closed.header("Location")
+    assert_blob_served(client, REPO, blob)
+
+
 def put_chunk(client, location: str, chunk: bytes, start: int):
     return client.patch(relative(location), body=chunk,
                         headers={"Content-Type": OCTET_STREAM, "Content-Length": str(len(chunk)),
@@ -62,11 +71,7 @@ def test_streamed_upload_patch_without_range_then_put(client):
     assert patched.status == 202
     assert patched.header("Location")
     assert patched.header("Range") == f"0-{blob.size - 1}"
-    closed = client.put(with_query(patched.header("Location"), digest=blob.digest),
-                        headers={"Content-Length": "0", "Content-Type": OCTET_STREAM})
-    assert closed.status == 201, closed.body
-    assert closed.header("Location")
-    assert_blob_served(client, REPO, blob)
+    close_and_check(client, patched.header("Location"), blob)
 
 
 # ---- monolithic ----------------------------------------------------------------------------
@@ -190,11 +195,7 @@ def test_chunked_upload_with_retry_status_and_close(client, honour_min_length):
     assert accepted.header("Location")
     assert accepted.header("Range") == f"0-{blob.size - 1}"
 
-    closed = client.put(with_query(accepted.header("Location"), digest=blob.digest),
-                        headers={"Content-Length": "0", "Content-Type": OCTET_STREAM})
-    assert closed.status == 201, closed.body
-    assert closed.header("Location")
-    assert_blob_served(client, REPO, blob)
+    close_and_check(client, accepted.header("Location"), blob)
 
 
 def test_chunked_upload_with_final_chunk_in_the_closing_put(client):
