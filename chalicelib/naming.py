@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from chalicelib.api.errors import Oci, RegistryError
+from chalicelib.errors import Oci, RegistryError
 
 _COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 _NAME = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*\Z")

@@ -6,12 +6,12 @@ import logging
 
 from chalice import Response
 
-from chalicelib.api.errors import Oci, RegistryError
 from chalicelib.api.request import MAX_REQUEST_BODY, RegistryRequest
 from chalicelib.api.responses import API_VERSION, error
 from chalicelib.api.routes import CATALOG, LOGIN, PUBLIC, ROUTES, Route
 from chalicelib.auth.permissions import CATALOG as CATALOG_SCOPE
 from chalicelib.auth.permissions import Scope
+from chalicelib.errors import Oci, RegistryError
 from chalicelib.events import events_for
 from chalicelib.naming import check_name
 from chalicelib.registry import Registry

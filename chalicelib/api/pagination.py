@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from chalicelib.api.errors import Oci, RegistryError
+from chalicelib.errors import Oci, RegistryError
 
 MAX_PAGE = 1000
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from chalice import Response
 
-from chalicelib.api.errors import RegistryError
+from chalicelib.errors import RegistryError
 
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 

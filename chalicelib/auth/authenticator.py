@@ -18,11 +18,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chalicelib.api.errors import Oci, RegistryError
 from chalicelib.auth import challenge
 from chalicelib.auth.permissions import ACTIONS, Grant, Scope, granted, may_read
 from chalicelib.auth.secrets import check_password, parse_ci_token, same
 from chalicelib.auth.tokens import Claims, InvalidToken, TokenIssuer
+from chalicelib.errors import Oci, RegistryError
 from chalicelib.settings import Settings
 from chalicelib.storage.accounts import ANONYMOUS, AccountStore
 

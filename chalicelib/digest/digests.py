@@ -6,7 +6,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from chalicelib.api.errors import Oci, RegistryError
+from chalicelib.errors import Oci, RegistryError
 
 # Hex length of each algorithm the registry accepts; others are refused by name.
 HEX_LENGTHS = {"sha256": 64, "sha512": 128}

@@ -10,8 +10,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.api.errors import Oci, RegistryError
 from chalicelib.digest.digests import Digest
+from chalicelib.errors import Oci, RegistryError
 from chalicelib.manifests import mediatypes as mt
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024

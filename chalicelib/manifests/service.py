@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from chalicelib.api.errors import Oci, RegistryError
 from chalicelib.digest.digests import Digest, looks_like_digest
+from chalicelib.errors import Oci, RegistryError
 from chalicelib.lifecycle.policy import Lifecycle
 from chalicelib.manifests.parse import Manifest, parse_manifest
 from chalicelib.naming import check_tag, valid_tag

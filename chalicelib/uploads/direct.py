@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from chalicelib.api.errors import Oci, RegistryError
 from chalicelib.digest import resumable
 from chalicelib.digest.digests import Digest
+from chalicelib.errors import Oci, RegistryError
 from chalicelib.storage.dynamo import MetadataStore
 from chalicelib.storage.records import BlobRecord
 from chalicelib.storage.s3 import BlobStore

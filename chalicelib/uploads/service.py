@@ -11,9 +11,9 @@ import hashlib
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from chalicelib.api.errors import Oci, RegistryError
 from chalicelib.digest import resumable
 from chalicelib.digest.digests import Digest
+from chalicelib.errors import Oci, RegistryError
 from chalicelib.storage.dynamo import MetadataStore
 from chalicelib.storage.records import BlobRecord
 from chalicelib.storage.s3 import BlobStore, MissingObject

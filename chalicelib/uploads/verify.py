@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from urllib.parse import unquote_plus
 
-from chalicelib.api.errors import RegistryError
 from chalicelib.digest import resumable
 from chalicelib.digest.digests import Digest
+from chalicelib.errors import RegistryError
 from chalicelib.storage.dynamo import MetadataStore
 from chalicelib.storage.records import BlobRecord
 from chalicelib.storage.s3 import BlobStore

@@ -36,8 +36,8 @@ from hypothesis import strategies as st
 
 from berth.local.provision import provision
 from chalicelib.api.dispatch import find_route
-from chalicelib.api.errors import RegistryError
 from chalicelib.api.request import MAX_REQUEST_BODY
+from chalicelib.errors import RegistryError
 from chalicelib.registry import Registry
 from chalicelib.settings import Settings
 from chalicelib.storage.clients import AwsClients

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.api.errors import Oci, RegistryError
 from chalicelib.digest.digests import Digest
+from chalicelib.errors import Oci, RegistryError
 from chalicelib.lifecycle.jobs import never
 from chalicelib.manifests import mediatypes as mt
 from chalicelib.uploads.state import UploadState

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.api.errors import RegistryError
+from chalicelib.errors import RegistryError
 from chalicelib.manifests import mediatypes as mt
 from tests.api.lifecycle_support import Lab, error_code
 from tests.helpers import digest_of, manifest_body

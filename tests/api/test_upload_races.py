@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import requests
 
-from chalicelib.api.errors import Oci, RegistryError
 from chalicelib.digest.digests import Digest
+from chalicelib.errors import Oci, RegistryError
 from chalicelib.registry import Registry
 from chalicelib.uploads.service import upload_location
 from tests.helpers import MiB, bucket_keys, digest_of, fetch_blob, open_multipart_uploads

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib.api.errors import Oci, RegistryError
 from chalicelib.api.request import MAX_REQUEST_BODY
 from chalicelib.digest.digests import Digest
+from chalicelib.errors import Oci, RegistryError
 from chalicelib.registry import Registry
 from chalicelib.uploads.service import Uploads
 from chalicelib.uploads.state import PART_MIN

@@ -2,8 +2,8 @@ import hashlib
 
 import pytest
 
-from chalicelib.api.errors import Oci, RegistryError
 from chalicelib.digest.digests import Digest, looks_like_digest
+from chalicelib.errors import Oci, RegistryError
 
 SHA256_EMPTY = "sha256:" + hashlib.sha256(b"").hexdigest()
 

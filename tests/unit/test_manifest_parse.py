@@ -3,8 +3,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.api.errors import Oci, RegistryError
 from chalicelib.digest.digests import Digest
+from chalicelib.errors import Oci, RegistryError
 from chalicelib.manifests import mediatypes as mt
 from chalicelib.manifests.parse import MAX_MANIFEST_BYTES, parse_manifest
 

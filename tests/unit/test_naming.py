@@ -1,6 +1,6 @@
 import pytest
 
-from chalicelib.api.errors import Oci, RegistryError
+from chalicelib.errors import Oci, RegistryError
 from chalicelib.naming import check_name, check_tag
 
 

@@ -1,7 +1,7 @@
 import pytest
 
-from chalicelib.api.errors import Oci, RegistryError
 from chalicelib.api.pagination import MAX_PAGE, after, next_link, page_size
+from chalicelib.errors import Oci, RegistryError
 from chalicelib.manifests.negotiation import acceptable, accepted_types
 
 

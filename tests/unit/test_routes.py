@@ -1,8 +1,8 @@
 import pytest
 
 from chalicelib.api.dispatch import find_route
-from chalicelib.api.errors import Oci, RegistryError
 from chalicelib.api.handlers import base, blobs, discovery, manifests, token, uploads
+from chalicelib.errors import Oci, RegistryError
 
 DIGEST = "sha256:" + "a" * 64
 UUID = "0" * 32

@@ -2,10 +2,10 @@
 
 from chalice import Response
 
-from chalicelib.api.errors import Oci, RegistryError
 from chalicelib.api.request import RegistryRequest
 from chalicelib.api.responses import empty
 from chalicelib.digest.digests import Digest
+from chalicelib.errors import Oci, RegistryError
 from chalicelib.registry import Registry
 from chalicelib.storage.records import BlobRecord
 

@@ -2,11 +2,11 @@
 
 from chalice import Response
 
-from chalicelib.api.errors import Oci, RegistryError
 from chalicelib.api.pagination import after, next_link, page_size
 from chalicelib.api.request import RegistryRequest
 from chalicelib.api.responses import json_body
 from chalicelib.digest.digests import Digest
+from chalicelib.errors import Oci, RegistryError
 from chalicelib.manifests.mediatypes import OCI_INDEX
 from chalicelib.naming import MAX_NAME_LENGTH, MAX_TAG_LENGTH
 from chalicelib.registry import Registry

@@ -2,9 +2,9 @@
 
 from chalice import Response
 
-from chalicelib.api.errors import Oci, RegistryError
 from chalicelib.api.request import RegistryRequest
 from chalicelib.api.responses import empty, text
+from chalicelib.errors import Oci, RegistryError
 from chalicelib.manifests.negotiation import acceptable
 from chalicelib.registry import Registry
 from chalicelib.storage.records import ManifestRecord

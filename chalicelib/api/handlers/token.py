@@ -9,12 +9,12 @@ from urllib.parse import parse_qs
 
 from chalice import Response
 
-from chalicelib.api.errors import Oci, RegistryError
 from chalicelib.api.request import RegistryRequest
 from chalicelib.api.responses import json_body
 from chalicelib.auth.authenticator import BadCredentials, basic_credentials
 from chalicelib.auth.permissions import Grant, Scope, parse_scope
 from chalicelib.auth.tokens import InvalidToken
+from chalicelib.errors import Oci, RegistryError
 from chalicelib.registry import Registry
 
 NO_STORE = {"Cache-Control": "no-store"}

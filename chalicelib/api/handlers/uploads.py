@@ -2,10 +2,10 @@
 
 from chalice import Response
 
-from chalicelib.api.errors import Oci, RegistryError
 from chalicelib.api.request import MAX_REQUEST_BODY, RegistryRequest
 from chalicelib.api.responses import empty, json_body
 from chalicelib.digest.digests import Digest
+from chalicelib.errors import Oci, RegistryError
 from chalicelib.naming import check_name
 from chalicelib.registry import Registry
 from chalicelib.storage.records import BlobRecord
