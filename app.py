@@ -1,15 +1,15 @@
 """Berth's Lambda entry point: wiring only. Every `/v2/` and `/token` request goes to one
-dispatcher; with auth on, an authorizer stands in front of `/v2` (chalicelib/auth/gateway.py)."""
+dispatcher; with auth on, an authorizer stands in front of `/v2` (chalicelib/api/authorizer.py)."""
 
 from typing import Any
 
 from chalice import Chalice, Rate
 from chalice.app import AuthRequest, CloudWatchEvent, SQSEvent
 
+from chalicelib.api import authorizer
 from chalicelib.api.dispatch import handle
 from chalicelib.api.request import RegistryRequest
 from chalicelib.api.routes import METHODS
-from chalicelib.auth import gateway
 from chalicelib.lifecycle.jobs import Housekeeping, time_left
 from chalicelib.registry import Registry
 from chalicelib.settings import Settings
@@ -26,9 +26,11 @@ registry = Registry.build(Settings.from_env())
 telemetry = Telemetry()
 
 
-@app.authorizer(ttl_seconds=300)
+# Never cached: each request is decided exactly, so changes to accounts hold at once and every
+# refusal is a gateway response with its challenge (chalicelib/api/authorizer.py).
+@app.authorizer(ttl_seconds=0)
 def credentials(auth_request: AuthRequest) -> dict[str, Any]:
-    return gateway.policy(registry.auth, auth_request.token, auth_request.method_arn)
+    return authorizer.policy(registry.auth, auth_request.token, auth_request.method_arn)
 
 
 def _dispatch() -> object:

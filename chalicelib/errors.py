@@ -30,6 +30,9 @@ class Oci(Enum):
     PAGINATION_INVALID = ("UNSUPPORTED", 400, "n must be a non-negative integer")
     UNAUTHORIZED = ("UNAUTHORIZED", 401, "authentication required")
     DENIED = ("DENIED", 403, "requested access to the resource is denied")
+    # Token mode's refusal: a 401 whose challenge says insufficient_scope, which docker and
+    # containerd take as final, where a plain 401 would have them retry.
+    INSUFFICIENT_SCOPE = ("DENIED", 401, "requested access to the resource is denied")
     UNSUPPORTED = ("UNSUPPORTED", 405, "the operation is unsupported")
     NOT_FOUND = ("UNSUPPORTED", 404, "no such endpoint")
     TOOMANYREQUESTS = ("TOOMANYREQUESTS", 429, "too many requests")

@@ -13,6 +13,10 @@ _TAG = re.compile(rf"^[a-zA-Z0-9_][a-zA-Z0-9._-]{{0,{MAX_TAG_LENGTH - 1}}}\Z")
 MAX_NAME_LENGTH = 255
 
 
+def valid_name(name: str) -> bool:
+    return len(name) <= MAX_NAME_LENGTH and _NAME.match(name) is not None
+
+
 def check_name(name: str) -> str:
     if len(name) > MAX_NAME_LENGTH:
         raise RegistryError(

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 
 from chalicelib.auth.authenticator import Authenticator
+from chalicelib.auth.keys import CachedRing
+from chalicelib.auth.signing import SigningKeys
 from chalicelib.events import EventPublisher
 from chalicelib.manifests.service import Manifests
 from chalicelib.settings import Settings
@@ -13,6 +15,8 @@ from chalicelib.storage.accounts import AccountStore
 from chalicelib.storage.clients import AwsClients
 from chalicelib.storage.dynamo import MetadataStore
 from chalicelib.storage.s3 import BlobStore
+from chalicelib.storage.secrets import SecretStore
+from chalicelib.storage.throttle import FailureCounters
 from chalicelib.uploads.direct import DirectUploads
 from chalicelib.uploads.service import Uploads
 from chalicelib.uploads.verify import CONTINUE, Verifier
@@ -29,6 +33,7 @@ class Registry:
     auth: Authenticator
     direct: DirectUploads
     verifier: Verifier
+    signing_keys: SigningKeys
     events: EventPublisher | None = None  # registry events on EventBridge, when BERTH_EVENT_BUS is set
 
     @classmethod
@@ -38,11 +43,8 @@ class Registry:
         meta = MetadataStore(aws, settings.table)
         accounts = AccountStore(aws, settings.table)
 
-        def signing_key() -> bytes:
-            if settings.signing_secret_id:
-                secret = aws.secretsmanager.get_secret_value(SecretId=settings.signing_secret_id)
-                return str(secret["SecretString"]).encode("utf-8")
-            return accounts.signing_key()
+        secret = SecretStore(aws, settings.signing_secret_id) if settings.signing_secret_id else None
+        keys = SigningKeys(accounts, secret)
 
         def continue_later(uuid: str) -> None:
             if not settings.verify_queue_url:
@@ -50,6 +52,7 @@ class Registry:
             aws.sqs.send_message(QueueUrl=settings.verify_queue_url, MessageBody=json.dumps({CONTINUE: uuid}))
 
         uploads = Uploads(blobs, meta)
+        auth = Authenticator(settings, accounts, CachedRing(keys.load), FailureCounters(aws, settings.table))
         return cls(settings, blobs, meta, uploads, Manifests(blobs, meta, settings.lifecycle), accounts,
-                   Authenticator(settings, accounts, signing_key), DirectUploads(blobs, meta, uploads),
-                   Verifier(blobs, meta, uploads, continue_later), EventPublisher.build(aws, settings))
+                   auth, DirectUploads(blobs, meta, uploads),
+                   Verifier(blobs, meta, uploads, continue_later), keys, EventPublisher.build(aws, settings))

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from chalicelib.lifecycle.policy import Lifecycle
 
 AUTH_MODES = ("none", "basic", "token")
+REFRESH_TTL = 7 * 24 * 3600
 EVENT_ACTIONS = ("push", "tag", "delete", "pull")  # what BERTH_EVENTS may select (docs/events.md)
 
 
@@ -21,6 +22,7 @@ class Settings:
     service: str = "berth"  # the token audience and the Basic realm
     public_url: str | None = None  # where clients reach the registry; else taken from each request
     token_ttl: int = 300
+    refresh_ttl: int = REFRESH_TTL  # a refresh token's whole life, counted from the login
     signing_secret_id: str | None = None  # Secrets Manager secret holding the token signing key
     verify_queue: str = "berth-verify"  # SQS queue S3 notifies of direct uploads (name, for the trigger)
     verify_queue_url: str | None = None  # the same queue, for continuation messages
@@ -45,6 +47,7 @@ class Settings:
             service=os.environ.get("BERTH_SERVICE", "berth"),
             public_url=os.environ.get("BERTH_PUBLIC_URL") or None,
             token_ttl=int(os.environ.get("BERTH_TOKEN_TTL", "300")),
+            refresh_ttl=int(os.environ.get("BERTH_REFRESH_TTL", str(REFRESH_TTL))),
             signing_secret_id=os.environ.get("BERTH_SIGNING_SECRET_ID") or None,
             verify_queue=os.environ.get("BERTH_VERIFY_QUEUE", "berth-verify"),
             verify_queue_url=os.environ.get("BERTH_VERIFY_QUEUE_URL") or None,

@@ -55,11 +55,12 @@ class ApiClient:
         self.app = app
 
     def request(self, method: str, path: str, body: bytes = b"",
-                headers: dict[str, str] | list[tuple[str, str]] | None = None) -> GatewayResponse:
+                headers: dict[str, str] | list[tuple[str, str]] | None = None,
+                source: str = "127.0.0.1") -> GatewayResponse:
         pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
         if body and not any(k.lower() == "content-type" for k, _ in pairs):
             pairs.append(("Content-Type", "application/octet-stream"))
-        return invoke(self.app, method, path, pairs, body)
+        return invoke(self.app, method, path, pairs, body, source)
 
     def get(self, path: str, **kw: Any) -> GatewayResponse:
         return self.request("GET", path, **kw)

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from berth import target
-from chalicelib.auth.permissions import normalise_actions
+from chalicelib.auth.permissions import check_pattern, normalise_actions
 from chalicelib.auth.secrets import hash_password, new_ci_token
 from chalicelib.naming import check_name
 from chalicelib.storage.accounts import ANONYMOUS, AccountStore, TokenRecord
@@ -36,7 +36,8 @@ def register(subparsers: Any) -> None:
     grant = users.add_parser("grant", help=f"grant actions on repositories matching a pattern ('{ANONYMOUS}' "
                                            "grants to callers without credentials)")
     grant.add_argument("name")
-    grant.add_argument("pattern", help="repository pattern: 'team/app', 'team/*', '*'")
+    grant.add_argument("pattern", help="repository pattern: 'team/app', 'team/*', '*' ('*' and '?' are the "
+                                       "only wildcards)")
     grant.add_argument("actions", help="comma-separated: pull, push, delete, or *")
     grant.set_defaults(run=grant_access)
     revoke = users.add_parser("revoke", help="remove a grant")
@@ -99,7 +100,10 @@ def add_user(args: argparse.Namespace) -> int:
         pattern, sep, actions = text.rpartition("=")
         if not sep or not pattern:
             return _fail(f"--grant wants PATTERN=ACTIONS, not {text!r}")
-        grants.append((pattern, normalise_actions(actions.split(","))))
+        try:
+            grants.append((check_pattern(pattern), normalise_actions(actions.split(","))))
+        except ValueError as error:
+            return _fail(str(error))
     accounts = _accounts(args)
     if not accounts.add_user(name, hash_password(_read_password(args))):
         return _fail(f"user {name} exists")
@@ -133,6 +137,7 @@ def list_users(args: argparse.Namespace) -> int:
 def grant_access(args: argparse.Namespace) -> int:
     try:
         actions = normalise_actions(args.actions.split(","))
+        check_pattern(args.pattern)
     except ValueError as error:
         return _fail(str(error))
     accounts = _accounts(args)

@@ -68,8 +68,10 @@ def policies(grants: Grants) -> dict[str, dict[str, Any]]:
     return {
         # Every registry request, the token endpoint included (it signs tokens).
         "api_handler": _document(grants, *api),
-        # The authorizer: checks registry tokens (token mode), or users and CI tokens (Basic mode).
-        "credentials": _document(grants, _allow("Table", ["dynamodb:GetItem"], [grants.table_arn]), read_secret),
+        # The authorizer: checks registry tokens (token mode), or users and CI tokens (Basic
+        # mode), and counts failed logins for the throttle.
+        "credentials": _document(grants, _allow("Table", ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                                                [grants.table_arn]), read_secret),
         # Streams a direct upload's object, promotes or deletes it, and queues its own continuation.
         "verify_blob": _document(
             grants,

@@ -24,6 +24,8 @@ from chalicelib.settings import Settings
 
 # Lambda's synchronous invocation payload limit, for the request event and the response.
 LAMBDA_PAYLOAD_LIMIT = 6_291_456
+# A Lambda authorizer's result (service quota L-20859C74, not adjustable).
+AUTHORIZER_RESULT_LIMIT = 8192
 # Response headers API Gateway REST APIs rename on Lambda proxy responses.
 REMAPPED_HEADERS = ("www-authenticate", "authorization", "connection", "date", "server")
 
@@ -58,7 +60,7 @@ def resource_for(path: str) -> tuple[str, dict[str, str] | None] | None:
 
 
 def build_event(method: str, target: str, headers: list[tuple[str, str]], body: bytes,
-                binary_types: Iterable[str]) -> dict[str, Any] | None:
+                binary_types: Iterable[str], source: str = "127.0.0.1") -> dict[str, Any] | None:
     """The Lambda proxy event for a request, or None where no API resource matches."""
     raw_path, _, query_string = target.partition("?")
     path = unquote(raw_path)
@@ -96,7 +98,7 @@ def build_event(method: str, target: str, headers: list[tuple[str, str]], body: 
             "path": path,
             "stage": "local",
             "requestId": request_id,
-            "identity": {"sourceIp": "127.0.0.1"},
+            "identity": {"sourceIp": source},
         },
         "body": encoded,
         "isBase64Encoded": is_binary,
@@ -150,16 +152,17 @@ class LambdaContext:
         return int((self._deadline - time.monotonic()) * 1000)
 
 
-def invoke(app: Any, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> GatewayResponse:
-    """One request through API Gateway and Lambda, as deployed. A HEAD gets no body, from the
-    function or from the gateway's own answers."""
-    response = _through_gateway(app, method, target, headers, body)
+def invoke(app: Any, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
+           source: str = "127.0.0.1") -> GatewayResponse:
+    """One request through API Gateway and Lambda, as deployed, from the address `source`. A
+    HEAD gets no body, from the function or from the gateway's own answers."""
+    response = _through_gateway(app, method, target, headers, body, source)
     return replace(response, body=b"") if method == "HEAD" else response
 
 
 def _through_gateway(app: Any, method: str, target: str, headers: list[tuple[str, str]],
-                     body: bytes) -> GatewayResponse:
-    event = build_event(method, target, headers, body, BINARY_MEDIA_TYPES)
+                     body: bytes, source: str) -> GatewayResponse:
+    event = build_event(method, target, headers, body, BINARY_MEDIA_TYPES, source)
     if event is None:
         return gateway_error(403, "Missing Authentication Token")
     if event_too_large(event):
@@ -171,9 +174,11 @@ def _through_gateway(app: Any, method: str, target: str, headers: list[tuple[str
 
 
 def run_authorizer(app: Any, event: dict[str, Any]) -> GatewayResponse | None:
-    """What API Gateway does with a route's TOKEN authorizer: no Authorization header, or the
-    authorizer saying "Unauthorized", is the UNAUTHORIZED gateway response; a policy that does
-    not cover the request is ACCESS_DENIED; otherwise the authorizer's context reaches Lambda."""
+    """What API Gateway does with a route's TOKEN authorizer, its result never cached (TTL 0,
+    as app.py declares): no Authorization header, or the authorizer saying "Unauthorized", is
+    the UNAUTHORIZED gateway response; a result over the 8 KB limit is
+    AUTHORIZER_CONFIGURATION_ERROR; a policy that does not allow the request is ACCESS_DENIED;
+    otherwise the authorizer's context reaches Lambda."""
     entry = app.routes.get(event["resource"], {}).get(event["httpMethod"])
     if entry is None or entry.authorizer is None:
         return None
@@ -189,6 +194,8 @@ def run_authorizer(app: Any, event: dict[str, Any]) -> GatewayResponse | None:
         result = entry.authorizer({"type": "TOKEN", "authorizationToken": token, "methodArn": method_arn}, None)
     except Exception as error:
         return _answer(answers["UNAUTHORIZED" if str(error) == "Unauthorized" else "AUTHORIZER_FAILURE"])
+    if len(json.dumps(result, separators=(",", ":"))) > AUTHORIZER_RESULT_LIMIT:
+        return _answer(answers["AUTHORIZER_CONFIGURATION_ERROR"])
     if not _policy_allows(result.get("policyDocument", {}), method_arn):
         return _answer(answers["ACCESS_DENIED"])
     event["requestContext"]["authorizer"] = {"principalId": result.get("principalId"), **result.get("context", {})}
@@ -196,13 +203,15 @@ def run_authorizer(app: Any, event: dict[str, Any]) -> GatewayResponse | None:
 
 
 def _policy_allows(document: dict[str, Any], method_arn: str) -> bool:
+    """IAM's rule: an explicit Deny wins, else some Allow must match."""
+    effects = set()
     for statement in document.get("Statement", []):
         resources = statement.get("Resource", [])
         resources = [resources] if isinstance(resources, str) else resources
         # In execute-api ARNs `*` matches any characters, `/` included, as fnmatch's does.
-        if statement.get("Effect") == "Allow" and any(fnmatch.fnmatchcase(method_arn, r) for r in resources):
-            return True
-    return False
+        if any(fnmatch.fnmatchcase(method_arn, r) for r in resources):
+            effects.add(statement.get("Effect"))
+    return "Allow" in effects and "Deny" not in effects
 
 
 def _answer(answer: GatewayAnswer) -> GatewayResponse:

@@ -77,7 +77,7 @@ def handle(req: RegistryRequest, registry: Registry, telemetry: Telemetry | None
             check_name(req.params["name"])
         if route.access != PUBLIC:
             req.principal = registry.auth.authorize(req.header("authorization"), required_scope(route, req.params),
-                                                    realm_base(req, registry.settings.public_url))
+                                                    realm_base(req, registry.settings.public_url), req.source)
         response = route.handler(req, registry)
     except RegistryError as err:
         response, error_code = error(err), err.kind.code

@@ -22,6 +22,7 @@ class RegistryRequest:
     params: dict[str, str] = field(default_factory=dict)  # from the route pattern
     principal: Principal = EVERYONE  # who is asking, once authorized
     request_id: str = ""
+    source: str = ""  # the caller's address, as API Gateway saw it
 
     @classmethod
     def from_event(cls, event: dict[str, Any], body: bytes) -> RegistryRequest:
@@ -40,6 +41,7 @@ class RegistryRequest:
             headers=headers,
             body=body,
             request_id=str(event["requestContext"].get("requestId", "")),
+            source=str((event["requestContext"].get("identity") or {}).get("sourceIp") or ""),
         )
 
     def arg(self, name: str) -> str | None:

@@ -4,36 +4,56 @@
 - `basic`: each request carries a user's password or CI token (HTTP Basic);
 - `token`: each request carries a registry token from `/token` (the Docker token flow).
 
-Refusals are 401 with a challenge where new credentials could help, 403 `DENIED` where they
-could not (the caller is known, or already asked for this access and was refused).
+Two questions, asked apart so that API Gateway's authorizer can tell its two refusals apart
+(chalicelib/api/authorizer.py): who is asking (`authenticate`: a 401 with a challenge when
+new credentials could help), and may they (`permit`: in token mode a 401 whose challenge says
+`insufficient_scope`, which docker and containerd take as final; in Basic mode 403 `DENIED`
+for a known user). Every password check reads the account, so a change to it holds on the
+next request; passwords are checked in constant work whether or not the user exists, and
+failed logins are throttled (chalicelib/auth/throttle.py).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
+import hmac
+import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
-from chalicelib.auth import challenge
-from chalicelib.auth.permissions import ACTIONS, Grant, Scope, granted, may_read
-from chalicelib.auth.secrets import check_password, parse_ci_token, same
-from chalicelib.auth.tokens import Claims, InvalidToken, TokenIssuer
+from chalicelib.auth import challenge, throttle
+from chalicelib.auth.keys import CachedRing
+from chalicelib.auth.permissions import Grant, Scope, granted, may_read
+from chalicelib.auth.secrets import BCRYPT_ROUNDS, check_password, hash_password, parse_ci_token, same
+from chalicelib.auth.tokens import Claims, InvalidToken, RefreshBinding, TokenIssuer
 from chalicelib.errors import Oci, RegistryError
 from chalicelib.settings import Settings
-from chalicelib.storage.accounts import ANONYMOUS, AccountStore
+from chalicelib.storage.accounts import ANONYMOUS, AccountStore, User
+from chalicelib.storage.throttle import FailureCounters
 
-# Verified passwords are remembered this long per container, so Basic mode does not pay
-# bcrypt on every request. CI tokens are cheap to check and are never cached (revocation
-# must take effect at once).
-PASSWORD_CACHE_SECONDS = 60
+_VERIFIED_LIMIT = 1000
 
 
 class BadCredentials(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class Login:
+    """Who proved themselves with a password or CI token, and with which credential."""
+
+    user: str
+    grants: list[Grant]
+    uid: str
+    credential: str  # "password:<generation>" or "ci:<token id>"
+    not_after: int | None = None  # when the credential itself ends (an expiring CI token)
+
+    def binding(self, auth_time: int) -> RefreshBinding:
+        return RefreshBinding(self.uid, self.credential, auth_time)
 
 
 @dataclass(frozen=True)
@@ -70,14 +90,42 @@ def basic_credentials(header: str) -> tuple[str, str]:
     return user, password
 
 
+class _Verified:
+    """Passwords this container has checked, each against the hash it was checked with: a
+    check is skipped only while the account still has that very hash, so a new password, a
+    removed user or a re-created one is seen on the next request. Keys are keyed hashes,
+    so a memory dump holds nothing a guess can be tested against offline."""
+
+    def __init__(self) -> None:
+        self._key = secrets.token_bytes(32)
+        self._lock = threading.Lock()
+        self._hashes: dict[bytes, str] = {}
+
+    def _slot(self, user: str, password: str) -> bytes:
+        return hmac.digest(self._key, f"{user}\0{password}".encode("utf-8", errors="surrogatepass"), "sha256")
+
+    def holds(self, user: str, password: str, stored_hash: str) -> bool:
+        with self._lock:
+            known = self._hashes.get(self._slot(user, password))
+        return known is not None and same(known, stored_hash)
+
+    def remember(self, user: str, password: str, stored_hash: str) -> None:
+        with self._lock:
+            if len(self._hashes) >= _VERIFIED_LIMIT:
+                self._hashes.clear()
+            self._hashes[self._slot(user, password)] = stored_hash
+
+
 class Authenticator:
-    def __init__(self, settings: Settings, accounts: AccountStore, signing_key: Callable[[], bytes]) -> None:
+    def __init__(self, settings: Settings, accounts: AccountStore, keys: CachedRing,
+                 failures: FailureCounters) -> None:
         self.settings = settings
         self._accounts = accounts
-        self._signing_key = signing_key
+        self.keys = keys
+        self._failures = failures
         self._issuer: TokenIssuer | None = None
-        self._lock = threading.Lock()
-        self._verified: dict[str, tuple[float, list[Grant]]] = {}
+        self._verified = _Verified()
+        self._decoy: str | None = None
 
     @property
     def mode(self) -> str:
@@ -86,95 +134,146 @@ class Authenticator:
     @property
     def issuer(self) -> TokenIssuer:
         if self._issuer is None:
-            self._issuer = TokenIssuer(self._signing_key(), self.settings.service, self.settings.token_ttl)
+            self._issuer = TokenIssuer(self.keys, self.settings.service, self.settings.token_ttl,
+                                       self.settings.refresh_ttl)
         return self._issuer
 
     # ---- who ------------------------------------------------------------------------------
 
-    def login(self, user: str, password: str) -> list[Grant]:
-        """The grants of a user who proved who they are with a password or a CI token."""
-        if user == ANONYMOUS:
-            raise BadCredentials("the anonymous account cannot log in")
+    def login(self, user: str, password: str, source: str = "") -> Login:
+        """A user who proved who they are with a password or a CI token. Throttled: raises
+        RegistryError TOOMANYREQUESTS while the name or the address has failed too often."""
+        counters = throttle.counters(user, source)
         ci_token = parse_ci_token(password)
         if ci_token is not None:
+            # 256 random bits cannot be guessed: the throttle is only consulted after a failure.
             record = self._accounts.get_token(user, ci_token.id)
             if record is None or record.expired(time.time()) or not same(record.secret_hash, ci_token.secret_hash):
-                raise BadCredentials("unknown, revoked or expired token")
+                self._failed(counters)
             account = self._accounts.get_user(user)
             if account is None:
-                raise BadCredentials("unknown user")
-            return account.grants
-        cache_key = hashlib.sha256(f"{user}\0{password}".encode()).hexdigest()
-        with self._lock:
-            cached = self._verified.get(cache_key)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        account = self._accounts.get_user(user)
-        if account is None or account.password_hash is None or not check_password(password, account.password_hash):
-            raise BadCredentials("wrong user name or password")
-        with self._lock:
-            if len(self._verified) > 1000:
-                self._verified.clear()
-            self._verified[cache_key] = (time.monotonic() + PASSWORD_CACHE_SECONDS, account.grants)
-        return account.grants
+                self._failed(counters)
+            return Login(user, account.grants, account.uid, f"ci:{record.id}", record.expires)
+        account = self._accounts.get_user(user) if user != ANONYMOUS else None
+        stored = account.password_hash if account is not None else None
+        if account is not None and stored is not None and self._verified.holds(user, password, stored):
+            return self._password_login(account)
+        self._refuse_if_blocked(counters)
+        # A user who does not exist costs the same bcrypt check as a wrong password.
+        if account is None or stored is None:
+            check_password(password, self._decoy_hash())
+            self._failed(counters)
+        if not check_password(password, stored):
+            self._failed(counters)
+        self._verified.remember(user, password, stored)
+        return self._password_login(account)
+
+    @staticmethod
+    def _password_login(account: User) -> Login:
+        return Login(account.name, account.grants, account.uid, f"password:{account.generation}")
+
+    def _decoy_hash(self) -> str:
+        if self._decoy is None:
+            self._decoy = hash_password(secrets.token_urlsafe(16), BCRYPT_ROUNDS)
+        return self._decoy
+
+    def _refuse_if_blocked(self, counters: list[throttle.Counter]) -> None:
+        now = time.time()
+        wait = throttle.blocked_for(counters, self._failures.counts([c.key(now) for c in counters]), now)
+        if wait:
+            raise throttle.too_many(wait)
+
+    def _failed(self, counters: list[throttle.Counter]) -> NoReturn:
+        """Count the failure, then refuse: 429 once over the limit, else as bad credentials."""
+        now = time.time()
+        self._failures.add_failure([c.key(now) for c in counters], throttle.expiry(now))
+        self._refuse_if_blocked(counters)
+        raise BadCredentials("wrong user name, password or token")
+
+    def refreshed(self, refresh_token: str) -> tuple[Login, int]:
+        """The login a refresh token stands for, while its account and credential still do,
+        and the time of that login."""
+        try:
+            claims = self.issuer.verify(refresh_token, kind="refresh")
+        except InvalidToken:
+            raise BadCredentials("invalid refresh token") from None
+        account = self._accounts.get_user(claims.subject) if claims.subject != ANONYMOUS else None
+        if account is None or not claims.uid or not same(account.uid, claims.uid):
+            raise BadCredentials("the account is gone")
+        kind, _, value = claims.credential.partition(":")
+        if kind == "password" and value == str(account.generation) and account.password_hash is not None:
+            return self._password_login(account), claims.auth_time
+        if kind == "ci":
+            record = self._accounts.get_token(account.name, value)
+            if record is not None and not record.expired(time.time()):
+                return Login(account.name, account.grants, account.uid, claims.credential,
+                             record.expires), claims.auth_time
+        raise BadCredentials("the credential behind the refresh token has changed")
 
     def anonymous_grants(self) -> list[Grant]:
         account = self._accounts.get_user(ANONYMOUS)
         return account.grants if account else []
 
-    # ---- may they -------------------------------------------------------------------------
-
-    def authorize(self, authorization: str | None, scope: Scope | None, realm_base: str) -> Principal:
-        """The principal behind a registry request, allowed `scope`; otherwise the refusal."""
+    def authenticate(self, authorization: str | None, realm_base: str, source: str = "") -> Principal:
+        """Who is asking; a 401 with the mode's challenge (or 429) when that cannot be told."""
         if self.mode == "none":
             return EVERYONE
-        if self.mode == "basic":
-            return self._authorize_basic(authorization, scope, challenge.basic(self.settings.service))
-        bearer = challenge.bearer(f"{realm_base}/token", self.settings.service, str(scope) if scope else None)
-        if (authorization or "").partition(" ")[0].lower() == "basic":
+        if self.mode == "basic" or (authorization or "").partition(" ")[0].lower() == "basic":
             # Token mode takes Basic credentials too: behind API Gateway the challenge cannot
-            # name a scope, and clients that take the scope from the challenge (oras-py,
-            # python-dxf without `actions`) would fetch tokens that allow nothing.
-            return self._authorize_basic(authorization, scope, bearer)
-        return self._authorize_token(authorization, scope, realm_base)
-
-    def _authorize_token(self, authorization: str | None, scope: Scope | None, realm_base: str) -> Principal:
-        def refuse(error: str | None = None) -> RegistryError:
-            header = challenge.bearer(f"{realm_base}/token", self.settings.service,
-                                      str(scope) if scope else None, error)
-            return RegistryError(Oci.UNAUTHORIZED, headers={"WWW-Authenticate": header})
-
+            # name a scope, and clients that take the scope from it (oras-py, python-dxf
+            # without `actions`) would fetch tokens that allow nothing.
+            return self._basic_principal(authorization, realm_base, source)
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise refuse()
+            raise self._unauthorized(realm_base)
         try:
             claims = self.issuer.verify(token.strip())
         except InvalidToken:
-            raise refuse("invalid_token") from None
-        principal = Principal(claims.subject, claims=claims)
-        if scope is not None:
-            allowed = self._allowed(principal, scope)
-            missing = [a for a in scope.actions if a not in allowed]
-            if missing and all(claims.asked_for(scope, a) for a in missing):
-                raise RegistryError(Oci.DENIED, detail={"scope": str(scope)})
-            if missing:
-                raise refuse("insufficient_scope")
-        return principal
+            raise self._unauthorized(realm_base, error="invalid_token") from None
+        return Principal(claims.subject, claims=claims)
 
-    def _authorize_basic(self, authorization: str | None, scope: Scope | None, challenge_header: str) -> Principal:
-        refusal = RegistryError(Oci.UNAUTHORIZED, headers={"WWW-Authenticate": challenge_header})
-        if authorization:
-            try:
-                user, password = basic_credentials(authorization)
-                principal = Principal(user, grants=self.login(user, password))
-            except BadCredentials:
-                raise refusal from None
+    def _basic_principal(self, authorization: str | None, realm_base: str, source: str) -> Principal:
+        if not authorization:
+            return Principal("", grants=self.anonymous_grants())
+        try:
+            user, password = basic_credentials(authorization)
+            return Principal(user, grants=self.login(user, password, source).grants)
+        except BadCredentials:
+            raise self._unauthorized(realm_base) from None
+
+    def _unauthorized(self, realm_base: str, scope: Scope | None = None, error: str | None = None) -> RegistryError:
+        if self.mode == "basic":
+            header = challenge.basic(self.settings.service)
         else:
-            principal = Principal("", grants=self.anonymous_grants())
-            if scope is None and not principal.grants:
-                raise refusal
-        if scope is not None and len(self._allowed(principal, scope)) < len(scope.actions):
-            raise refusal if not principal.name else RegistryError(Oci.DENIED, detail={"scope": str(scope)})
+            header = challenge.bearer(f"{realm_base}/token", self.settings.service, str(scope) if scope else None,
+                                      error)
+        return RegistryError(Oci.UNAUTHORIZED, headers={"WWW-Authenticate": header})
+
+    # ---- may they -------------------------------------------------------------------------
+
+    def permit(self, principal: Principal, scope: Scope | None, realm_base: str) -> None:
+        """Refuse `principal` what `scope` asks for and it may not do (None: any valid caller)."""
+        if self.mode == "none":
+            return
+        if scope is None:
+            if principal.name or principal.claims is not None or principal.grants:
+                return
+            raise self._unauthorized(realm_base)  # no credentials, and nothing open to anonymous callers
+        if len(self._allowed(principal, scope)) == len(scope.actions):
+            return
+        if self.mode == "token" and principal.grants is None:
+            header = challenge.bearer(f"{realm_base}/token", self.settings.service, str(scope), "insufficient_scope")
+            raise RegistryError(Oci.INSUFFICIENT_SCOPE, headers={"WWW-Authenticate": header},
+                                detail={"scope": str(scope)})
+        if not principal.name:
+            raise self._unauthorized(realm_base)
+        raise RegistryError(Oci.DENIED, detail={"scope": str(scope)})
+
+    def authorize(self, authorization: str | None, scope: Scope | None, realm_base: str,
+                  source: str = "") -> Principal:
+        """The principal behind a registry request, allowed `scope`; otherwise the refusal."""
+        principal = self.authenticate(authorization, realm_base, source)
+        self.permit(principal, scope, realm_base)
         return principal
 
     @staticmethod
@@ -187,11 +286,8 @@ class Authenticator:
     # ---- tokens ---------------------------------------------------------------------------
 
     def grant_scopes(self, subject: str, grants: list[Grant], requested: list[Scope]) -> list[Scope]:
-        """What a token for `subject` may carry of the scopes it asked for. Asked for none, it
-        carries every grant, as repository patterns: behind API Gateway the challenge names no
-        scope, and clients that ask for what it names (oras-py, python-dxf) must still get in."""
-        if not requested:
-            return [Scope("repository", g.pattern, tuple(a for a in ACTIONS if a in g.actions)) for g in grants]
+        """What a token for `subject` may carry of the scopes it asked for: each a concrete
+        name (a name that is a pattern is granted nothing)."""
         principal = Principal(subject, grants=grants)
         result = []
         for scope in requested:
@@ -200,12 +296,12 @@ class Authenticator:
                 result.append(Scope(scope.type, scope.name, actions))
         return result
 
-    def readable(self, principal: Principal, repositories: list[str]) -> list[str]:
-        """The repositories a principal may see in the catalog."""
+    def reader(self, principal: Principal) -> Callable[[str], bool]:
+        """Which repositories a principal may see in the catalog."""
         if self.mode == "none":
-            return repositories
+            return lambda _: True
         grants = principal.grants
         if grants is None:  # a registry token names no repositories for the catalog: the account does
             account = self._accounts.get_user(principal.name) if principal.name else None
             grants = account.grants if account else []
-        return [r for r in repositories if may_read(grants, r)]
+        return lambda repo: may_read(grants, repo)

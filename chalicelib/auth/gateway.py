@@ -1,12 +1,11 @@
-"""The API Gateway side of auth, deployed and emulated by the local mode.
+"""API Gateway's own answers, deployed (berth/deploy/api.py writes them into the API) and
+emulated by the local mode.
 
 API Gateway REST APIs rename `WWW-Authenticate` on Lambda responses, so a Lambda cannot send
-the challenge clients need. A TOKEN authorizer runs first: a request without credentials
-never reaches it, and API Gateway answers with the UNAUTHORIZED gateway response, which does
-carry the header. With credentials, the authorizer returns a policy for everything they may
-reach (cached by API Gateway per credential); a request outside it gets ACCESS_DENIED. The
-registry Lambda still checks every request exactly; the gateway's check is coarser (it
-cannot tell `team/app` from `team/app/manifests/x` in an ARN), never looser.
+the challenge clients need. A TOKEN authorizer (chalicelib/api/authorizer.py) runs first on
+every request; its refusals are API Gateway's gateway responses, which do carry the header.
+Those responses are static: a challenge there can say `insufficient_scope`, but cannot name
+the scope.
 """
 
 from __future__ import annotations
@@ -16,17 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.auth import challenge
-from chalicelib.auth.authenticator import Authenticator, BadCredentials, basic_credentials
-from chalicelib.auth.permissions import DELETE, PULL, PUSH, Grant
-from chalicelib.auth.tokens import InvalidToken
+from chalicelib.errors import Oci
 from chalicelib.settings import Settings
-
-# What each action opens, as (methods, path under the repository).
-_ROUTES = {
-    PULL: (("GET", "HEAD"), ("manifests/*", "blobs/*", "tags/list", "referrers/*")),
-    PUSH: (("POST", "PUT", "PATCH", "GET", "DELETE"), ("blobs/uploads", "blobs/uploads/*", "manifests/*")),
-    DELETE: (("DELETE",), ("manifests/*", "blobs/*")),
-}
 
 
 class Unauthorized(Exception):
@@ -34,55 +24,6 @@ class Unauthorized(Exception):
 
     def __init__(self) -> None:
         super().__init__("Unauthorized")
-
-
-def _arn_prefix(method_arn: str) -> str:
-    # arn:aws:execute-api:<region>:<account>:<api>/<stage>/<METHOD>/<path>
-    head, _, resource = method_arn.partition(":execute-api:")
-    region_account_api = resource.split("/", 2)[:2]
-    return f"{head}:execute-api:{'/'.join(region_account_api)}"
-
-
-def _resources(prefix: str, repo_pattern: str, actions: frozenset[str] | tuple[str, ...]) -> list[str]:
-    # ARN wildcards are `*` only; `?` in a grant widens to `*` (the Lambda's check is exact).
-    repo = repo_pattern.replace("?", "*")
-    arns = []
-    for action in actions:
-        methods, paths = _ROUTES.get(action, ((), ()))
-        arns += [f"{prefix}/{method}/v2/{repo}/{path}" for method in methods for path in paths]
-    return arns
-
-
-def policy(auth: Authenticator, authorization: str, method_arn: str) -> dict[str, Any]:
-    """The authorizer's answer: an IAM policy over the API for these credentials."""
-    prefix = _arn_prefix(method_arn)
-    resources = [f"{prefix}/GET/v2", f"{prefix}/HEAD/v2", f"{prefix}/GET/v2/", f"{prefix}/HEAD/v2/"]
-    scheme, _, value = authorization.partition(" ")
-    try:
-        if auth.mode == "token" and scheme.lower() == "bearer":  # Basic is taken in both modes
-            claims = auth.issuer.verify(value.strip())
-            principal = claims.subject
-            for (kind, name), actions in claims.access.items():
-                if kind == "registry" and name == "catalog":
-                    resources.append(f"{prefix}/GET/v2/_catalog")
-                elif kind == "repository":
-                    resources += _resources(prefix, name, actions)
-        elif scheme.lower() == "basic":
-            principal, password = basic_credentials(authorization)
-            grants: list[Grant] = auth.login(principal, password)
-            for grant in grants:
-                resources += _resources(prefix, grant.pattern, grant.actions)
-            resources.append(f"{prefix}/GET/v2/_catalog")
-        else:
-            raise Unauthorized
-    except (InvalidToken, BadCredentials):
-        raise Unauthorized from None
-    return {
-        "principalId": principal or "anonymous",
-        "policyDocument": {"Version": "2012-10-17", "Statement": [
-            {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": sorted(set(resources))}]},
-        "context": {"principal": principal},
-    }
 
 
 @dataclass(frozen=True)
@@ -95,23 +36,29 @@ class GatewayAnswer:
         return json.dumps(self.body)
 
 
-def _error(code: str, message: str) -> dict[str, Any]:
-    return {"errors": [{"code": code, "message": message}]}
+def _error(kind: Oci, message: str | None = None) -> dict[str, Any]:
+    return {"errors": [{"code": kind.code, "message": message or kind.message}]}
 
 
 def gateway_answers(settings: Settings, realm_base: str) -> dict[str, GatewayAnswer]:
-    """API Gateway's own answers, by gateway response type. Token clients work out the scope
-    themselves, so the challenge names none; denied access is a 401 there too, so that a
-    client holding a token for other repositories fetches one for this."""
+    """API Gateway's own answers, by gateway response type: UNAUTHORIZED when credentials are
+    missing or wrong, ACCESS_DENIED when valid credentials do not reach what was asked for.
+    In token mode the denial is a 401 saying `insufficient_scope`, which docker and containerd
+    take as final; a plain 401 would have them fetch tokens and retry."""
     if settings.auth_mode == "token":
-        header = challenge.bearer(f"{realm_base}/token", settings.service)
-        denied = GatewayAnswer(401, {"WWW-Authenticate": header}, _error("UNAUTHORIZED", "authentication required"))
+        realm = f"{realm_base}/token"
+        header = challenge.bearer(realm, settings.service)
+        denied = GatewayAnswer(Oci.INSUFFICIENT_SCOPE.status,
+                               {"WWW-Authenticate": challenge.bearer(realm, settings.service,
+                                                                     error="insufficient_scope")},
+                               _error(Oci.INSUFFICIENT_SCOPE))
     else:
         header = challenge.basic(settings.service)
-        denied = GatewayAnswer(403, {}, _error("DENIED", "requested access to the resource is denied"))
+        denied = GatewayAnswer(Oci.DENIED.status, {}, _error(Oci.DENIED))
+    failure = GatewayAnswer(500, {}, _error(Oci.UNKNOWN, "authorizer failed"))
     return {
-        "UNAUTHORIZED": GatewayAnswer(401, {"WWW-Authenticate": header},
-                                      _error("UNAUTHORIZED", "authentication required")),
+        "UNAUTHORIZED": GatewayAnswer(401, {"WWW-Authenticate": header}, _error(Oci.UNAUTHORIZED)),
         "ACCESS_DENIED": denied,
-        "AUTHORIZER_FAILURE": GatewayAnswer(500, {}, _error("UNKNOWN", "authorizer failed")),
+        "AUTHORIZER_FAILURE": failure,
+        "AUTHORIZER_CONFIGURATION_ERROR": failure,
     }

@@ -1,19 +1,45 @@
 """Grants, scopes and the checks between them. Pure logic.
 
-A grant maps a repository pattern (`team/*`, `*`, `library/ubuntu`; `*` and `?` as in shell
-globs, `*` also across `/`) to actions. A scope is what one request needs, in the Docker
-token protocol's form: `repository:<name>:<action>[,<action>]` or `registry:catalog:*`.
+A grant maps a repository pattern (`team/*`, `*`, `library/ubuntu`) to actions. Patterns are
+the server's own and have two wildcards only: `*` (any characters, `/` included) and `?` (any
+one character); every other character, `[` and `\\` among them, stands for itself. A scope is
+what one request needs, in the Docker token protocol's form: `repository:<name>:<action>[,...]`
+or `registry:catalog:*`. The name in a scope is always a name, never a pattern: a scope whose
+name is not a repository name grants nothing.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+
+from chalicelib.naming import valid_name
 
 PULL, PUSH, DELETE, ALL = "pull", "push", "delete", "*"
 ACTIONS = (PULL, PUSH, DELETE)
 _SCOPE = re.compile(r"^(repository|registry)(?:\([a-z0-9]+\))?:(.+):([a-z*]+(?:,[a-z*]+)*)\Z")
+# What a grant pattern may hold: the characters of repository names, and the two wildcards.
+_PATTERN = re.compile(r"^[a-z0-9._/*?-]{1,255}\Z")
+
+
+@lru_cache(maxsize=4096)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    parts = [".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern]
+    return re.compile("".join(parts) + r"\Z", re.DOTALL)
+
+
+def pattern_matches(pattern: str, name: str) -> bool:
+    """`*` and `?` are wildcards; nothing else is, whatever fnmatch would make of it."""
+    return _compiled(pattern).match(name) is not None
+
+
+def check_pattern(pattern: str) -> str:
+    """A grant pattern as `berth user grant` accepts it."""
+    if not _PATTERN.match(pattern):
+        raise ValueError(f"a grant pattern holds lowercase letters, digits, '.', '_', '-', '/' and the wildcards "
+                         f"'*' and '?', not {pattern[:80]!r}")
+    return pattern
 
 
 @dataclass(frozen=True)
@@ -22,7 +48,7 @@ class Grant:
     actions: frozenset[str]
 
     def covers(self, repo: str) -> bool:
-        return fnmatch.fnmatchcase(repo, self.pattern)
+        return pattern_matches(self.pattern, repo)
 
 
 @dataclass(frozen=True)
@@ -51,6 +77,8 @@ def granted(grants: list[Grant], scope: Scope) -> tuple[str, ...]:
     if scope.type == "registry":
         # The catalog is open to anyone who may pull something; the listing is then filtered.
         return scope.actions if scope.name == "catalog" and any(PULL in g.actions for g in grants) else ()
+    if scope.type != "repository" or not valid_name(scope.name):
+        return ()
     allowed: set[str] = set()
     for grant in grants:
         if grant.covers(scope.name):

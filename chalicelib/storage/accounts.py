@@ -1,8 +1,10 @@
 """Users, their grants, CI tokens and the token signing key, in the registry's table.
 
 Everything lives in one partition (`pk = account`): accounts are few, and listing them is
-then a Query. Items: `user#<name>` {password_hash, grants: {pattern: [actions]}},
-`token#<user>#<id>` {secret_hash, expires, description, created}, `signing-key` {key}.
+then a Query. Items: `user#<name>` {password_hash, grants: {pattern: [actions]}, uid (random,
+new for every account, so a name removed and added again is another account), generation
+(counts password changes)}, `token#<user>#<id>` {secret_hash, expires, description, created},
+`signing-key` {ring: the key ring as JSON, version; before rings: key}.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class User:
     name: str
     password_hash: str | None  # None for the anonymous account, which cannot log in
     grants: list[Grant]
+    uid: str = ""  # "" for accounts made before uids existed
+    generation: int = 0
 
 
 @dataclass(frozen=True)
@@ -39,8 +43,20 @@ class TokenRecord:
         return self.expires is not None and now >= self.expires
 
 
+@dataclass(frozen=True)
+class StoredKeys:
+    ring: str | None  # the key ring, as JSON text
+    legacy_key: bytes | None  # a key stored before rings
+    version: int  # of the ring; 0 before one was stored
+
+
 def _grants(raw: dict[str, list[str]] | None) -> list[Grant]:
     return [Grant(pattern, frozenset(actions)) for pattern, actions in sorted((raw or {}).items())]
+
+
+def _user(name: str, item: dict[str, Any]) -> User:
+    return User(name, item.get("password_hash"), _grants(item.get("grants")), str(item.get("uid", "")),
+                int(item.get("generation", 0)))
 
 
 class AccountStore(Table):
@@ -51,20 +67,19 @@ class AccountStore(Table):
 
     def get_user(self, name: str) -> User | None:
         item = self._get(ACCOUNT, f"user#{name}")
-        if item is None:
-            return None
-        return User(name, item.get("password_hash"), _grants(item.get("grants")))
+        return _user(name, item) if item is not None else None
 
     def add_user(self, name: str, password_hash: str | None) -> bool:
         values: dict[str, Any] = {"pk": ACCOUNT, "sk": f"user#{name}", "password_hash": password_hash, "grants": {},
-                  "created": int(time.time())}
-        return self._conditionally("put_item", Item=to_item(values),
-                                         ConditionExpression="attribute_not_exists(pk)")
+                                  "created": int(time.time()), "uid": secrets.token_hex(12), "generation": 0}
+        return self._conditionally("put_item", Item=to_item(values), ConditionExpression="attribute_not_exists(pk)")
 
     def set_password(self, name: str, password_hash: str) -> bool:
         return self._conditionally(
-            "update_item", Key=self._key(f"user#{name}"), UpdateExpression="SET password_hash = :h",
-            ConditionExpression="attribute_exists(pk)", ExpressionAttributeValues=to_item({":h": password_hash}))
+            "update_item", Key=self._key(f"user#{name}"),
+            UpdateExpression="SET password_hash = :h ADD generation :one",
+            ConditionExpression="attribute_exists(pk)", ExpressionAttributeValues=to_item({":h": password_hash,
+                                                                                          ":one": 1}))
 
     def remove_user(self, name: str) -> bool:
         for token in self.list_tokens(name):
@@ -72,8 +87,7 @@ class AccountStore(Table):
         return self._delete_existing(ACCOUNT, f"user#{name}")
 
     def list_users(self) -> list[User]:
-        return [User(item["sk"].split("#", 1)[1], item.get("password_hash"), _grants(item.get("grants")))
-                for item in self._query(ACCOUNT, "user#")]
+        return [_user(item["sk"].split("#", 1)[1], item) for item in self._query(ACCOUNT, "user#")]
 
     def grant(self, name: str, pattern: str, actions: frozenset[str]) -> bool:
         return self._conditionally(
@@ -110,18 +124,22 @@ class AccountStore(Table):
     def remove_token(self, user: str, token_id: str) -> bool:
         return self._delete_existing(ACCOUNT, f"token#{user}#{token_id}")
 
-    # ---- signing key ---------------------------------------------------------------------
+    # ---- signing keys --------------------------------------------------------------------
 
-    def signing_key(self) -> bytes:
-        """The key generated on first use and kept in the table (local mode, and deployments
-        that configure no secret)."""
+    def get_signing_keys(self) -> StoredKeys | None:
+        """The key ring kept in the table (local mode, and deployments that configure no secret)."""
         item = self._get(ACCOUNT, "signing-key")
         if item is None:
-            candidate = secrets.token_bytes(32)
-            values = {"pk": ACCOUNT, "sk": "signing-key", "key": candidate, "created": int(time.time())}
-            if self._conditionally("put_item", Item=to_item(values),
-                                         ConditionExpression="attribute_not_exists(pk)"):
-                return candidate
-            item = self._get(ACCOUNT, "signing-key")  # another container made it first
-            assert item is not None
-        return bytes(item["key"])
+            return None
+        if "ring" not in item:
+            return StoredKeys(None, bytes(item["key"]), 0)
+        return StoredKeys(str(item["ring"]), None, int(item["version"]))
+
+    def put_signing_keys(self, ring: str, version: int) -> bool:
+        """Replace the ring that had `version` (0: none yet, or a key stored before rings)."""
+        values = {"pk": ACCOUNT, "sk": "signing-key", "ring": ring, "version": version + 1}
+        if version == 0:
+            return self._conditionally("put_item", Item=to_item(values),
+                                       ConditionExpression="attribute_not_exists(pk) OR attribute_not_exists(ring)")
+        return self._conditionally("put_item", Item=to_item(values), ConditionExpression="version = :v",
+                                   ExpressionAttributeValues=to_item({":v": version}))

@@ -32,7 +32,8 @@ from berth.deploy.policies import policies
 from berth.deploy.storage import Storage
 from berth.local.provision import provision_verify_queue
 from berth.local.verifier import deliver
-from chalicelib.auth import gateway
+from chalicelib.api import authorizer
+from chalicelib.auth.gateway import Unauthorized
 from chalicelib.auth.permissions import normalise_actions
 from chalicelib.auth.secrets import hash_password
 from chalicelib.lifecycle.jobs import Housekeeping, never
@@ -52,7 +53,7 @@ PASSWORD = "correct horse battery staple"
 # Granted for AWS's sake, not for a call the code makes (berth/deploy/policies.py says why).
 FOR_AWS = {"s3:ListBucket", "sqs:GetQueueAttributes", "logs:CreateLogStream", "logs:PutLogEvents"}
 FUNCTION: contextvars.ContextVar[str] = contextvars.ContextVar("function", default="api_handler")
-AUTHORIZE = gateway.policy  # the authorizer's work, before Stage stands it in a Lambda of its own
+AUTHORIZE = authorizer.policy  # the authorizer's work, before Stage stands it in a Lambda of its own
 
 
 @contextlib.contextmanager
@@ -162,13 +163,13 @@ class Stage:
         self.app = load_app(self.handler)
         self.api = ApiClient(self.app)
         # The authorizer is a Lambda of its own: its own container, its own cached key.
-        authorizer = Registry.build(self.settings, aws)
+        in_authorizer = Registry.build(self.settings, aws)
 
         def as_authorizer(_: Any, token: str, method_arn: str) -> dict[str, Any]:
             with running("credentials"):
-                return AUTHORIZE(authorizer.auth, token, method_arn)
+                return AUTHORIZE(in_authorizer.auth, token, method_arn)
 
-        monkeypatch.setattr(gateway, "policy", as_authorizer)
+        monkeypatch.setattr(authorizer, "policy", as_authorizer)
 
     def login(self) -> dict[str, str]:
         basic = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
@@ -266,8 +267,12 @@ def run_the_api(stage: Stage) -> None:
     # The authorizer in Basic mode, where it looks the user up itself.
     basic = Registry.build(replace(stage.settings, auth_mode="basic"), stage.aws)
     with running("credentials"):
+        arn = "arn:aws:execute-api:us-east-1:1:api/api/GET/v2"
         credentials = "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
-        assert AUTHORIZE(basic.auth, credentials, "arn:aws:execute-api:us-east-1:1:api/api/GET/v2")["policyDocument"]
+        assert AUTHORIZE(basic.auth, credentials, arn)["policyDocument"]
+        wrong = "Basic " + base64.b64encode(b"admin:not-the-password").decode()
+        with pytest.raises(Unauthorized):  # and the failure is counted, for the throttle
+            AUTHORIZE(basic.auth, wrong, arn)
 
 
 def run_the_jobs(stage: Stage) -> None:

@@ -22,16 +22,19 @@ def test_token_mode_template_has_the_challenge_path(packaged: Packaged) -> None:
     authorizer = body["securityDefinitions"]["credentials"]
     assert authorizer["x-amazon-apigateway-authorizer"]["type"] == "token"
     assert authorizer["name"] == "Authorization"
+    # Never cached: account changes hold on the next request, and every refusal carries the challenge.
+    assert authorizer["x-amazon-apigateway-authorizer"]["authorizerResultTtlInSeconds"] == 0
     for path in ("/v2", "/v2/{proxy+}"):
         for method, operation in paths[path].items():
             assert operation["security"] == [{"credentials": []}], (path, method)
     assert all("security" not in op for op in paths["/token"].values())
     responses = body["x-amazon-apigateway-gateway-responses"]
     challenge = "'Bearer realm=\"https://registry.example.com/token\",service=\"berth\"'"
-    for kind in ("UNAUTHORIZED", "ACCESS_DENIED"):
+    final = challenge[:-1] + ",error=\"insufficient_scope\"'"  # docker and containerd then stop at once
+    for kind, header, code in (("UNAUTHORIZED", challenge, "UNAUTHORIZED"), ("ACCESS_DENIED", final, "DENIED")):
         assert responses[kind]["statusCode"] == "401"
-        assert responses[kind]["responseParameters"]["gatewayresponse.header.WWW-Authenticate"] == challenge
-        assert json.loads(responses[kind]["responseTemplates"]["application/json"])["errors"][0]["code"]
+        assert responses[kind]["responseParameters"]["gatewayresponse.header.WWW-Authenticate"] == header
+        assert json.loads(responses[kind]["responseTemplates"]["application/json"])["errors"][0]["code"] == code
     # Inside the definition only: resources beside it would be dropped by its next re-import.
     assert not packaged.of_type("AWS::ApiGateway::GatewayResponse")
 

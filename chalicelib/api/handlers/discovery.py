@@ -23,11 +23,22 @@ def tags(req: RegistryRequest, reg: Registry) -> Response:
 
 
 def catalog(req: RegistryRequest, reg: Registry) -> Response:
-    size, last = page_size(req.arg("n")), after(req.arg("last"), MAX_NAME_LENGTH)
-    page = reg.meta.list_repositories(size, last)
-    # The next link follows the last name read, so a page filtered down to nothing still leads on.
-    visible = reg.auth.readable(req.principal, page.items)
-    return json_body({"repositories": visible}, headers=next_link("/v2/_catalog", size, page.items, page.more))
+    """A page of the repositories the caller may see. Pages are filled from what the caller
+    may see, and the next link names the last of those: a name the caller may not see never
+    appears, not even in `Link`."""
+    size, cursor = page_size(req.arg("n")), after(req.arg("last"), MAX_NAME_LENGTH)
+    may_see = reg.auth.reader(req.principal)
+    visible: list[str] = []
+    more = True
+    while more and len(visible) <= size:
+        page = reg.meta.list_repositories(size, cursor)
+        if not page.items:  # n=0 asks for nothing
+            break
+        visible += [name for name in page.items if may_see(name)]
+        more, cursor = page.more, page.items[-1]
+    more = more or len(visible) > size
+    return json_body({"repositories": visible[:size]},
+                     headers=next_link("/v2/_catalog", size, visible[:size], more))
 
 
 def referrers(req: RegistryRequest, reg: Registry) -> Response:

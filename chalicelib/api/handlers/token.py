@@ -11,9 +11,8 @@ from chalice import Response
 
 from chalicelib.api.request import RegistryRequest
 from chalicelib.api.responses import json_body
-from chalicelib.auth.authenticator import BadCredentials, basic_credentials
-from chalicelib.auth.permissions import Grant, Scope, parse_scope
-from chalicelib.auth.tokens import InvalidToken
+from chalicelib.auth.authenticator import BadCredentials, Login, basic_credentials
+from chalicelib.auth.permissions import Scope, parse_scope
 from chalicelib.errors import Oci, RegistryError
 from chalicelib.registry import Registry
 
@@ -31,60 +30,68 @@ def _scopes(values: list[str]) -> list[Scope]:
     return [s for s in parsed if s is not None]
 
 
-def _issue(reg: Registry, subject: str, grants: list[Grant], requested: list[Scope], service: str | None,
-           refresh: bool) -> Response:
+def _check_service(reg: Registry, service: str | None) -> None:
     if reg.auth.mode != "token":
         raise RegistryError(Oci.UNSUPPORTED, "this registry does not use token authentication")
     if service and service != reg.settings.service:
         raise RegistryError(Oci.DENIED, f"tokens here are for service {reg.settings.service!r}")
-    token = reg.auth.issuer.access_token(subject, reg.auth.grant_scopes(subject, grants, requested), requested)
+
+
+def _issue(reg: Registry, login: Login | None, requested: list[Scope], refresh_from: int | None) -> Response:
+    """A token for `login` (None: anonymous) carrying what it may of `requested`; asked for
+    no scope, it carries the account's grants: behind API Gateway the challenge names no
+    scope, and clients that ask for what it names (oras-py, python-dxf) must still get in.
+    `refresh_from`: the time of the login a refresh token is to stand for."""
+    subject, grants = (login.user, login.grants) if login else ("", reg.auth.anonymous_grants())
+    token, lifetime = reg.auth.issuer.access_token(
+        subject, reg.auth.grant_scopes(subject, grants, requested), grants=None if requested else grants,
+        not_after=login.not_after if login else None)
     body: dict[str, object] = {
         "token": token,
         "access_token": token,
-        "expires_in": reg.auth.issuer.ttl_seconds,
+        "expires_in": lifetime,
         "issued_at": datetime.fromtimestamp(time.time(), UTC).isoformat().replace("+00:00", "Z"),
     }
-    if refresh and subject:
-        body["refresh_token"] = reg.auth.issuer.refresh_token(subject)
+    if refresh_from is not None and login is not None:
+        body["refresh_token"] = reg.auth.issuer.refresh_token(subject, login.binding(refresh_from))
     return json_body(body, headers=NO_STORE)
 
 
-def _login(reg: Registry, user: str, password: str) -> list[Grant]:
+def _login(reg: Registry, req: RegistryRequest, user: str, password: str) -> Login:
     try:
-        return reg.auth.login(user, password)
+        return reg.auth.login(user, password, req.source)
     except BadCredentials:
         raise _refused("wrong credentials") from None
 
 
 def get(req: RegistryRequest, reg: Registry) -> Response:
+    _check_service(reg, req.arg("service"))
     authorization = req.header("authorization")
+    login = None
     if authorization:
         try:
             user, password = basic_credentials(authorization)
         except BadCredentials:
             raise _refused("malformed credentials") from None
-        grants = _login(reg, user, password)
-    else:
-        user, grants = "", reg.auth.anonymous_grants()
-    return _issue(reg, user, grants, _scopes(req.query.get("scope", [])), req.arg("service"),
-                  refresh=req.arg("offline_token") == "true")
+        login = _login(reg, req, user, password)
+    refresh = int(time.time()) if req.arg("offline_token") == "true" else None
+    return _issue(reg, login, _scopes(req.query.get("scope", [])), refresh)
 
 
 def post(req: RegistryRequest, reg: Registry) -> Response:
     form = {k: v[-1] for k, v in parse_qs(req.body.decode("utf-8", errors="replace")).items()}
     grant_type = form.get("grant_type")
+    if grant_type not in ("password", "refresh_token"):
+        raise RegistryError(Oci.UNSUPPORTED, "grant_type must be password or refresh_token")
+    _check_service(reg, form.get("service"))
     scopes = _scopes([form.get("scope", "")])
     if grant_type == "password":
-        user = form.get("username", "")
-        grants = _login(reg, user, form.get("password", ""))
-        return _issue(reg, user, grants, scopes, form.get("service"), refresh=form.get("access_type") == "offline")
-    if grant_type == "refresh_token":
-        try:
-            user = reg.auth.issuer.verify(form.get("refresh_token", ""), kind="refresh").subject
-        except InvalidToken:
-            raise _refused("invalid refresh token") from None
-        account = reg.accounts.get_user(user)
-        if account is None:
-            raise _refused("invalid refresh token")
-        return _issue(reg, user, account.grants, scopes, form.get("service"), refresh=True)
-    raise RegistryError(Oci.UNSUPPORTED, "grant_type must be password or refresh_token")
+        login = _login(reg, req, form.get("username", ""), form.get("password", ""))
+        refresh = int(time.time()) if form.get("access_type") == "offline" else None
+        return _issue(reg, login, scopes, refresh)
+    try:
+        login, auth_time = reg.auth.refreshed(form.get("refresh_token", ""))
+    except BadCredentials:
+        raise _refused("invalid refresh token") from None
+    # The new refresh token stands for the same login: refreshing never extends its life.
+    return _issue(reg, login, scopes, auth_time)

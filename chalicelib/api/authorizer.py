@@ -1,0 +1,66 @@
+"""The API Gateway authorizer: the registry's own access check, made on each request before
+API Gateway lets it through, so that every refusal a client can see is a gateway response
+carrying the challenge (chalicelib/auth/gateway.py says why the function cannot send one).
+
+Its answer is never cached (the authorizer's TTL is 0): each request is decided exactly, as
+the function decides it, by the same code, so a password change, a removed user or a revoked
+grant holds on the next request, and the policy allows exactly the one method ARN asked for,
+whatever the number of grants (a Lambda authorizer's result is limited to 8 KB). Outcomes:
+
+- credentials missing, wrong or expired: "Unauthorized", the UNAUTHORIZED gateway response;
+- valid credentials without the access asked for: a Deny, the ACCESS_DENIED response;
+- throttled failed logins: let through, for the function to answer 429 with Retry-After
+  (a gateway response cannot say when to retry);
+- anything else (an unknown path, an invalid name): let through, for the function's error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.api.dispatch import find_route, required_scope
+from chalicelib.auth.authenticator import Authenticator
+from chalicelib.auth.gateway import Unauthorized
+from chalicelib.errors import Oci, RegistryError
+from chalicelib.naming import check_name
+
+_DENIALS = (Oci.DENIED, Oci.INSUFFICIENT_SCOPE)
+
+
+def request_of(method_arn: str) -> tuple[str, str]:
+    """(method, path) of `arn:aws:execute-api:<region>:<account>:<api>/<stage>/<METHOD>/<path>`."""
+    resource = method_arn.split(":", 5)[-1]
+    parts = resource.split("/", 3)
+    if len(parts) < 3:
+        raise Unauthorized
+    return parts[2], "/" + (parts[3] if len(parts) > 3 else "")
+
+
+def _policy(principal: str, effect: str, method_arn: str) -> dict[str, Any]:
+    return {
+        "principalId": principal or "anonymous",
+        "policyDocument": {"Version": "2012-10-17", "Statement": [
+            {"Action": "execute-api:Invoke", "Effect": effect, "Resource": method_arn}]},
+        "context": {"principal": principal},
+    }
+
+
+def policy(auth: Authenticator, authorization: str, method_arn: str) -> dict[str, Any]:
+    method, path = request_of(method_arn)
+    try:
+        principal = auth.authenticate(authorization, "")
+    except RegistryError as error:
+        if error.kind is Oci.TOOMANYREQUESTS:
+            return _policy("", "Allow", method_arn)
+        raise Unauthorized from None
+    try:
+        route, params = find_route(method, path)
+        if "name" in params:
+            check_name(params["name"])
+        auth.permit(principal, required_scope(route, params), "")
+    except RegistryError as error:
+        if error.kind in _DENIALS:
+            return _policy(principal.name, "Deny", method_arn)
+        if error.kind is Oci.UNAUTHORIZED:
+            raise Unauthorized from None
+    return _policy(principal.name, "Allow", method_arn)
