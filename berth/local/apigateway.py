@@ -9,7 +9,6 @@ event limit, and the headers API Gateway renames on the way out.
 from __future__ import annotations
 
 import base64
-import fnmatch
 import json
 import time
 import uuid
@@ -20,6 +19,7 @@ from urllib.parse import parse_qsl, unquote
 
 from berth.deploy.api import BINARY_MEDIA_TYPES
 from chalicelib.auth.gateway import GatewayAnswer, gateway_answers
+from chalicelib.auth.permissions import pattern_matches
 from chalicelib.settings import Settings
 
 # Lambda's synchronous invocation payload limit, for the request event and the response.
@@ -208,8 +208,8 @@ def _policy_allows(document: dict[str, Any], method_arn: str) -> bool:
     for statement in document.get("Statement", []):
         resources = statement.get("Resource", [])
         resources = [resources] if isinstance(resources, str) else resources
-        # In execute-api ARNs `*` matches any characters, `/` included, as fnmatch's does.
-        if any(fnmatch.fnmatchcase(method_arn, r) for r in resources):
+        # IAM's wildcards: `*` (any characters, `/` included) and `?`; brackets are literal.
+        if any(pattern_matches(r, method_arn) for r in resources):
             effects.add(statement.get("Effect"))
     return "Allow" in effects and "Deny" not in effects
 

@@ -13,80 +13,20 @@ import jwt
 import pytest
 
 from chalicelib.auth.permissions import ACTIONS, normalise_actions
-from chalicelib.auth.secrets import hash_password, new_ci_token
-from chalicelib.manifests import mediatypes as mt
+from chalicelib.auth.secrets import new_ci_token
 from chalicelib.registry import Registry
 from chalicelib.storage.accounts import TokenRecord
+from tests.api.auth_support import (
+    PASSWORD,
+    assert_challenge,
+    assert_denied,
+    basic,
+    bearer,
+    push_image,
+    token_for,
+)
 from tests.conftest import ApiClient
-from tests.helpers import digest_of, load_app, manifest_body
-
-PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def auth_registry(registry: Registry, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Registry:
-    mode = getattr(request, "param", "token")
-    monkeypatch.setenv("BERTH_AUTH", mode)
-    registry.settings = replace(registry.settings, auth_mode=mode)
-    registry.auth.settings = registry.settings
-    accounts = registry.accounts
-    for name, grants in {"alice": {"*": ["*"]}, "bob": {"team/*": ["pull"]}, "carol": {"carol/*": ["*"]}}.items():
-        accounts.add_user(name, hash_password(PASSWORD, rounds=4))
-        for pattern, actions in grants.items():
-            accounts.grant(name, pattern, normalise_actions(actions))
-    accounts.add_user("anonymous", None)
-    accounts.grant("anonymous", "public/*", frozenset({"pull"}))
-    return registry
-
-
-@pytest.fixture
-def api(auth_registry: Registry) -> ApiClient:
-    return ApiClient(load_app(auth_registry))
-
-
-def basic(user: str, password: str = PASSWORD) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def token_for(api: ApiClient, scopes: list[str], user: str | None = "alice", password: str = PASSWORD) -> str:
-    query = "&".join(["service=berth"] + [f"scope={s}" for s in scopes])
-    response = api.get(f"/token?{query}", headers=basic(user, password) if user else {})
-    assert response.status == 200, response.body
-    body = response.json()
-    assert body["token"] == body["access_token"] and body["expires_in"] == 300 and body["issued_at"]
-    return str(body["token"])
-
-
-def push_image(api: ApiClient, repo: str, headers: dict[str, str], tag: str = "1") -> Any:
-    """A whole image push with one set of credentials; returns the manifest PUT response."""
-    config, layer = b"{}", repo.encode() * 10
-    for blob in (config, layer):
-        response = api.post(f"/v2/{repo}/blobs/uploads/?digest={digest_of(blob)}", body=blob, headers=headers)
-        if response.status != 201:
-            return response
-    body = manifest_body(digest_of(config), [(digest_of(layer), len(layer))])
-    return api.put(f"/v2/{repo}/manifests/{tag}", body=body, headers={**headers, "Content-Type": mt.OCI_MANIFEST})
-
-
-def assert_challenge(response: Any, scheme: str) -> None:
-    assert response.status == 401, response.body
-    assert response.header("WWW-Authenticate", ) is not None, response.headers
-    assert response.header("WWW-Authenticate").startswith(scheme)
-    assert "insufficient_scope" not in response.header("WWW-Authenticate")
-    assert response.json()["errors"][0]["code"] == "UNAUTHORIZED"
-
-
-def assert_denied(response: Any) -> None:
-    """Token mode's refusal of valid credentials: final for docker and containerd."""
-    assert response.status == 401, response.body
-    assert response.header("WWW-Authenticate").startswith("Bearer ")
-    assert response.header("WWW-Authenticate").endswith(',error="insufficient_scope"')
-    assert response.json()["errors"] == [{"code": "DENIED", "message": "requested access to the resource is denied"}]
-
+from tests.helpers import digest_of
 
 # ---- token mode ----------------------------------------------------------------------------
 
