@@ -98,7 +98,7 @@ class Handler(BaseHandler):
     def _invoke(self, body: bytes) -> GatewayResponse:
         try:
             with self.server.containers.borrow() as app:
-                return invoke(app, self.command, self.path, list(self.headers.items()), body)
+                return invoke(app, self.command, self.path, list(self.headers.items()), body, self.client_address[0])
         except Exception:
             # API Gateway's answer when the function itself fails.
             log.exception("the Lambda handler failed on %s %s", self.command, self.path)

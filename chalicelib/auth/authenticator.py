@@ -261,7 +261,7 @@ class Authenticator:
             raise self._unauthorized(realm_base)  # no credentials, and nothing open to anonymous callers
         if len(self._allowed(principal, scope)) == len(scope.actions):
             return
-        if self.mode == "token" and principal.grants is None:
+        if self.mode == "token":  # whether the caller came with a token or with Basic credentials
             header = challenge.bearer(f"{realm_base}/token", self.settings.service, str(scope), "insufficient_scope")
             raise RegistryError(Oci.INSUFFICIENT_SCOPE, headers={"WWW-Authenticate": header},
                                 detail={"scope": str(scope)})
