@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import json
 import secrets
 import threading
 import time
@@ -102,7 +103,8 @@ class _Verified:
         self._hashes: dict[bytes, str] = {}
 
     def _slot(self, user: str, password: str) -> bytes:
-        return hmac.digest(self._key, f"{user}\0{password}".encode("utf-8", errors="surrogatepass"), "sha256")
+        message = json.dumps([user, password]).encode("utf-8", errors="surrogatepass")  # unambiguous pairs
+        return hmac.digest(self._key, message, "sha256")
 
     def holds(self, user: str, password: str, stored_hash: str) -> bool:
         with self._lock:
