@@ -10,10 +10,11 @@ from typing import Any
 from chalicelib.digest import resumable
 from chalicelib.digest.digests import Digest
 from chalicelib.errors import Oci, RegistryError
+from chalicelib.numbers import whole_number
 from chalicelib.storage.dynamo import MetadataStore
 from chalicelib.storage.records import BlobRecord
 from chalicelib.storage.s3 import BlobStore
-from chalicelib.uploads.parts import MAX_URLS, PartPlan
+from chalicelib.uploads.parts import MAX_SIZE, MAX_URLS, PartPlan
 from chalicelib.uploads.service import Uploads
 from chalicelib.uploads.state import Direct, UploadState
 
@@ -35,8 +36,11 @@ class DirectUploads:
             linked = self._meta.get_link(repo, str(digest))
             if linked is not None:
                 return linked
+        size = whole_number(size_text, MAX_SIZE + 1)
         try:
-            parts = PartPlan.for_size(int(size_text))
+            if size is None:
+                raise ValueError("the size must be written in ASCII digits")
+            parts = PartPlan.for_size(size)
         except ValueError as error:
             raise RegistryError(Oci.SIZE_INVALID, f"berth-direct: {error}", detail={"size": size_text[:32]}) from None
         state = replace(UploadState.new(repo, None), direct=Direct(parts.size, parts.part_size))
@@ -48,8 +52,9 @@ class DirectUploads:
         """Presigned URLs for parts first..first+count-1, and what S3 already holds."""
         self._require(state, "open")
         parts = plan(state)
-        if first < 1 or count < 1:
-            raise RegistryError(Oci.BLOB_UPLOAD_INVALID, "first and count must be positive")
+        if not 1 <= first <= parts.count or count < 1:
+            raise RegistryError(Oci.BLOB_UPLOAD_INVALID, f"first must be a part number (1 to {parts.count}) "
+                                                         "and count positive")
         last = min(parts.count, first + min(count, MAX_URLS) - 1)
         uploaded = self._blobs.list_parts(state.object_key, state.multipart_id or "")
         return {
