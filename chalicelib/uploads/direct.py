@@ -13,7 +13,7 @@ from chalicelib.errors import Oci, RegistryError
 from chalicelib.numbers import whole_number
 from chalicelib.storage.dynamo import MetadataStore
 from chalicelib.storage.records import BlobRecord
-from chalicelib.storage.s3 import BlobStore
+from chalicelib.storage.s3 import BlobStore, MissingObject, PartsRefused
 from chalicelib.uploads.parts import MAX_SIZE, MAX_URLS, PartPlan
 from chalicelib.uploads.service import Uploads
 from chalicelib.uploads.state import Direct, UploadState
@@ -22,6 +22,15 @@ from chalicelib.uploads.state import Direct, UploadState
 def plan(state: UploadState) -> PartPlan:
     assert state.direct is not None
     return PartPlan(state.direct.size, state.direct.part_size)
+
+
+def fail(blobs: BlobStore, meta: MetadataStore, state: UploadState) -> None:
+    """The object is not the blob claimed: the upload ends failed (its status says so) and the
+    object goes, unless the upload moved on meanwhile (then it is not this request's to end)."""
+    assert state.direct is not None
+    failed = replace(state, direct=replace(state.direct, phase="failed"))
+    if meta.commit_upload(failed, expected_offset=state.offset, from_phase="verifying"):
+        blobs.delete([state.object_key])
 
 
 class DirectUploads:
@@ -83,21 +92,40 @@ class DirectUploads:
         assert state.direct is not None
         verifying = replace(state, direct=replace(state.direct, phase="verifying", digest=str(digest)),
                             hash_state=resumable.ResumableSha256().state() if resumable.available() else None)
-        # Recorded before the object exists, so the verifier S3 wakes for finds its digest.
-        if not self._meta.commit_upload(verifying, expected_offset=state.offset):
+        # Recorded before the object exists, so the verifier S3 wakes for finds its digest; and
+        # only out of "open", so that of racing finishes one alone completes the object.
+        if not self._meta.commit_upload(verifying, expected_offset=state.offset, from_phase="open"):
             raise RegistryError(Oci.BLOB_UPLOAD_UNKNOWN, detail={"uuid": state.uuid})
-        try:
-            self._blobs.complete_multipart(state.object_key, state.multipart_id or "", sorted(uploaded))
-        except Exception:
-            self._meta.commit_upload(state, expected_offset=verifying.offset)  # open again: finish can be retried
-            raise
+        etag = self._complete(state, verifying, {n: etag for n, (etag, _) in uploaded.items()})
+        # Parts named by ETag are the ones checked; S3's own count of the object's bytes says so.
+        completed = self._blobs.head(state.object_key, etag)
+        if completed is None or completed[1] != state.direct.size:
+            fail(self._blobs, self._meta, verifying)
+            raise RegistryError(Oci.SIZE_INVALID, "the completed object is not of the declared size",
+                                detail={"declared": state.direct.size, "stored": completed and completed[1]})
         return verifying
+
+    def _complete(self, state: UploadState, verifying: UploadState, etags: dict[int, str]) -> str:
+        """Complete the object of exactly the parts that were checked (their ETags say which);
+        returns its ETag. A part sent again meanwhile makes S3 refuse: the upload opens again."""
+        try:
+            return self._blobs.complete_parts(state.object_key, state.multipart_id or "", etags)
+        except PartsRefused:
+            self._meta.commit_upload(state, expected_offset=verifying.offset, from_phase="verifying")
+            raise RegistryError(Oci.BLOB_UPLOAD_INVALID, "a part was sent again while the upload was finishing: "
+                                                         "finish it again", detail={"uuid": state.uuid}) from None
+        except MissingObject:  # cancelled meanwhile
+            raise RegistryError(Oci.BLOB_UPLOAD_UNKNOWN, detail={"uuid": state.uuid}) from None
+        except Exception:
+            # open again: finish can be retried
+            self._meta.commit_upload(state, expected_offset=verifying.offset, from_phase="verifying")
+            raise
 
     def check(self, state: UploadState) -> None:
         """A failed verification is the finish's late answer."""
         if state.direct is not None and state.direct.phase == "failed":
-            raise RegistryError(Oci.DIGEST_INVALID, "the uploaded bytes do not match the digest",
-                                detail={"digest": state.direct.digest})
+            raise RegistryError(Oci.DIGEST_INVALID, "the uploaded bytes do not match the digest and size",
+                                detail={"digest": state.direct.digest, "size": state.direct.size})
 
     @staticmethod
     def _require(state: UploadState, phase: str) -> None:

@@ -34,6 +34,7 @@ class Direct:
     part_size: int
     phase: str = "open"  # open -> verifying -> (promoted, record gone) | failed
     digest: str | None = None  # what the finish claimed; checked by the verifier
+    etag: str | None = None  # the completed object's, once verifying: every read takes only that object
 
 
 @dataclass(frozen=True)
