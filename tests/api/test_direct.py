@@ -166,8 +166,11 @@ def test_parts_of_a_plain_upload_are_refused(client: ApiClient, direct: Registry
 ORIGINAL_PART_2 = 3 * MiB
 
 
-def _part_url(client: ApiClient, location: str, number: int) -> str:
-    return str(client.get(f"{location}/parts?first={number}&count=1").json()["urls"][0]["url"])
+def _all_sent(client: ApiClient, data: bytes) -> tuple[str, str]:
+    """A direct upload with every part sent: its Location, and the URL that sends part 1 again."""
+    location = start(client, len(data)).header("Location")
+    send_parts(client, location, data)
+    return location, str(client.get(f"{location}/parts?first=1&count=1").json()["urls"][0]["url"])
 
 
 def _resend(url: str, data: bytes) -> None:
@@ -194,9 +197,7 @@ def test_a_part_resent_between_the_check_and_the_completion(
     completes must be what it checked, or nothing."""
     data = os.urandom(MIN_PART + ORIGINAL_PART_2)
     other = os.urandom(resent_size)
-    location = start(client, len(data)).header("Location")
-    send_parts(client, location, data)
-    url = _part_url(client, location, 1)
+    location, url = _all_sent(client, data)
     listed = direct.blobs.list_parts
 
     def listing_then_resend(key: str, upload_id: str) -> dict[int, tuple[str, int]]:
@@ -219,9 +220,7 @@ def test_a_part_resent_just_before_s3_completes_is_a_4xx_and_the_upload_can_fini
     """S3 refuses a completion naming a part's old ETag (InvalidPart): the finish that lost
     the race says so with a 4xx, and the upload stays open to be finished again."""
     data = os.urandom(MIN_PART + ORIGINAL_PART_2)
-    location = start(client, len(data)).header("Location")
-    send_parts(client, location, data)
-    url = _part_url(client, location, 1)
+    location, url = _all_sent(client, data)
     complete = aws.s3.complete_multipart_upload
 
     def resend_then_complete(**kwargs: Any) -> Any:
@@ -248,9 +247,7 @@ def test_a_completed_object_of_another_size_is_refused(
     promoted, whatever digest the client claimed."""
     data = os.urandom(MIN_PART + ORIGINAL_PART_2)
     other = os.urandom(MIN_PART + MiB)
-    location = start(client, len(data)).header("Location")
-    send_parts(client, location, data)
-    url = _part_url(client, location, 1)
+    location, url = _all_sent(client, data)
     complete = aws.s3.complete_multipart_upload
 
     def complete_with_whatever_is_there(**kwargs: Any) -> Any:
