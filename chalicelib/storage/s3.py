@@ -106,11 +106,13 @@ class BlobStore:
                                       CopySource={"Bucket": self.bucket, "Key": source})
 
     def list_parts(self, key: str, upload_id: str) -> dict[int, tuple[str, int]]:
-        """The parts S3 holds for a multipart upload: number -> (ETag, size)."""
+        """The parts S3 holds for a multipart upload: number -> (ETag, size). MissingObject once
+        the upload is over (completed or aborted)."""
         parts: dict[int, tuple[str, int]] = {}
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "UploadId": upload_id}
         while True:
-            page = self._s3.list_parts(**kwargs)
+            with self._gone_is_missing(key):
+                page = self._s3.list_parts(**kwargs)
             parts.update({p["PartNumber"]: (p["ETag"], p["Size"]) for p in page.get("Parts", [])})
             if not page.get("IsTruncated"):
                 return parts
@@ -119,8 +121,7 @@ class BlobStore:
     def complete_multipart(self, key: str, upload_id: str, numbers: list[int]) -> None:
         """Complete with exactly these parts. ETags come from S3 (ListParts) rather than the
         upload record, which keeps that record small for uploads of thousands of parts."""
-        with self._gone_is_missing(key):
-            listed = self.list_parts(key, upload_id)
+        listed = self.list_parts(key, upload_id)
         self.complete_parts(key, upload_id, {n: listed[n][0] for n in numbers})
 
     def complete_parts(self, key: str, upload_id: str, etags: dict[int, str]) -> str:

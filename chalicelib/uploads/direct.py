@@ -65,7 +65,7 @@ class DirectUploads:
             raise RegistryError(Oci.BLOB_UPLOAD_INVALID, f"first must be a part number (1 to {parts.count}) "
                                                          "and count positive")
         last = min(parts.count, first + min(count, MAX_URLS) - 1)
-        uploaded = self._blobs.list_parts(state.object_key, state.multipart_id or "")
+        uploaded = self._held(state)
         return {
             "partSize": parts.part_size,
             "partCount": parts.count,
@@ -85,7 +85,7 @@ class DirectUploads:
             if self._meta.retire_upload(state):
                 self._uploads.discard(state)
             return linked
-        uploaded = self._blobs.list_parts(state.object_key, state.multipart_id or "")
+        uploaded = self._held(state)
         problems = plan(state).problems({n: size for n, (_, size) in uploaded.items()})
         if problems:
             raise RegistryError(Oci.BLOB_UPLOAD_INVALID, "not every part is uploaded as planned", detail=problems)
@@ -104,6 +104,14 @@ class DirectUploads:
             raise RegistryError(Oci.SIZE_INVALID, "the completed object is not of the declared size",
                                 detail={"declared": state.direct.size, "stored": completed and completed[1]})
         return verifying
+
+    def _held(self, state: UploadState) -> dict[int, tuple[str, int]]:
+        """The parts S3 holds; none at all once the multipart upload is over (completed by a
+        concurrent finish, aborted by a cancel or by the bucket's lifecycle rule)."""
+        try:
+            return self._blobs.list_parts(state.object_key, state.multipart_id or "")
+        except MissingObject:
+            raise RegistryError(Oci.BLOB_UPLOAD_UNKNOWN, detail={"uuid": state.uuid}) from None
 
     def _complete(self, state: UploadState, verifying: UploadState, etags: dict[int, str]) -> str:
         """Complete the object of exactly the parts that were checked (their ETags say which);

@@ -281,3 +281,39 @@ def test_the_verifier_promotes_only_bytes_of_the_declared_size(client: ApiClient
     verify(direct, aws)
     assert client.head(f"/v2/{REPO}/blobs/{digest_of(data)}").status == 404
     assert_oci_error(client.get(location), 400, "DIGEST_INVALID")
+
+
+def test_of_two_racing_finishes_one_completes_and_the_other_is_a_4xx(
+        client: ApiClient, direct: Registry, aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second finish runs whole between the first one's part listing and its completion:
+    the first must neither complete again nor open the upload the second completed."""
+    data = os.urandom(MIN_PART + ORIGINAL_PART_2)
+    location, _ = _all_sent(client, data)
+    listed = direct.blobs.list_parts
+    second: list[Any] = []
+
+    def listing_then_another_finish(key: str, upload_id: str) -> dict[int, tuple[str, int]]:
+        parts = listed(key, upload_id)
+        monkeypatch.setattr(direct.blobs, "list_parts", listed)
+        second.append(client.put(f"{location}?digest={digest_of(data)}"))
+        return parts
+
+    monkeypatch.setattr(direct.blobs, "list_parts", listing_then_another_finish)
+    first = client.put(f"{location}?digest={digest_of(data)}")
+    assert second[0].status == 202, second[0].body
+    assert_oci_error(first, 404, "BLOB_UPLOAD_UNKNOWN")
+    verify(direct, aws)
+    assert client.head(f"/v2/{REPO}/blobs/{digest_of(data)}").header("Content-Length") == str(len(data))
+    assert fetch_blob(client, REPO, digest_of(data)) == data
+
+
+def test_an_upload_s3_aborted_is_unknown(client: ApiClient, direct: Registry, aws: Any) -> None:
+    """The bucket's lifecycle rule aborts multipart uploads left incomplete: what the record
+    still names is gone, and the listing and the finish say so with a 404."""
+    data = os.urandom(MIN_PART + ORIGINAL_PART_2)
+    location, _ = _all_sent(client, data)
+    state = direct.meta.get_upload(location.rsplit("/", 1)[1])
+    assert state is not None and state.multipart_id is not None
+    aws.s3.abort_multipart_upload(Bucket=direct.settings.bucket, Key=state.object_key, UploadId=state.multipart_id)
+    assert_oci_error(client.get(f"{location}/parts"), 404, "BLOB_UPLOAD_UNKNOWN")
+    assert_oci_error(client.put(f"{location}?digest={digest_of(data)}"), 404, "BLOB_UPLOAD_UNKNOWN")
