@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from chalicelib.errors import Oci, RegistryError
+from chalicelib.numbers import whole_number
 
 MAX_PAGE = 1000
 
@@ -13,10 +14,10 @@ def page_size(n: str | None) -> int:
     """The page size asked for, capped at MAX_PAGE (more then follows through `Link`)."""
     if n is None or n == "":
         return MAX_PAGE
-    if not (n.isascii() and n.isdigit()):  # str.isdigit alone takes '²', which int() refuses
+    size = whole_number(n, MAX_PAGE)
+    if size is None:
         raise RegistryError(Oci.PAGINATION_INVALID, detail={"n": n[:32]})
-    digits = n.lstrip("0") or "0"
-    return MAX_PAGE if len(digits) > len(str(MAX_PAGE)) else min(int(digits), MAX_PAGE)
+    return size
 
 
 def after(last: str | None, longest: int) -> str | None:

@@ -115,10 +115,11 @@ class MetadataStore(Table):
             finishing=item.get("finishing"),
         )
 
-    def commit_upload(self, state: UploadState, expected_offset: int) -> bool:
+    def commit_upload(self, state: UploadState, expected_offset: int, from_phase: str | None = None) -> bool:
         """Store the new state only if nobody moved the upload since we read it (or, for a
         first chunk written without reading, since it was created): same offset, same
-        repository, no finish under way, and a chunked upload never overwrites a direct one."""
+        repository, no finish under way, and a chunked upload never overwrites a direct one.
+        With `from_phase`, a direct upload moves only out of that phase."""
         values = self._upload_values(state)
         fixed = ("pk", "sk", "repo", "created", "expires")  # set once, when the upload starts
         names = [k for k in values if k not in fixed and values[k] is not None]
@@ -129,14 +130,17 @@ class MetadataStore(Table):
         condition = "attribute_exists(pk) AND #offset = :expected AND #repo = :repo AND attribute_not_exists(finishing)"
         if state.direct is None:
             condition += " AND attribute_not_exists(direct)"
+        phase = ["direct", "phase"] if from_phase is not None else []
+        if phase:
+            condition += " AND #direct.#phase = :phase"
         return self._conditionally(
             "update_item",
             Key=to_item({"pk": upload_pk(state.uuid), "sk": "upload"}),
             UpdateExpression=expression,
             ConditionExpression=condition,
-            ExpressionAttributeNames={f"#{k}": k for k in [*names, *removed, "repo"]},
+            ExpressionAttributeNames={f"#{k}": k for k in [*names, *removed, "repo", *phase]},
             ExpressionAttributeValues=to_item({**{f":{k}": values[k] for k in names}, ":expected": expected_offset,
-                                               ":repo": state.repo}),
+                                               ":repo": state.repo, ":phase": from_phase}),
         )
 
     def next_part_number(self, uuid: str) -> int | None:

@@ -15,6 +15,15 @@ class MissingObject(Exception):
     """The object is gone: a concurrent request finished with it first."""
 
 
+class PartsRefused(Exception):
+    """S3 would not complete a multipart upload with the parts named: one was replaced since
+    (its ETag changed), or is too small."""
+
+
+_REFUSED_PARTS = ("InvalidPart", "InvalidPartOrder", "EntityTooSmall")
+_NOT_THERE = ("404", "NoSuchKey", "NotFound", "412", "PreconditionFailed")  # 412: not with that ETag
+
+
 class BlobStore:
     def __init__(self, clients: AwsClients, bucket: str, presign_seconds: int) -> None:
         self._clients = clients
@@ -43,16 +52,31 @@ class BlobStore:
 
     def size(self, key: str) -> int | None:
         """The object's size; None when there is none."""
+        found = self.head(key)
+        return found[1] if found else None
+
+    def head(self, key: str, etag: str | None = None) -> tuple[str, int] | None:
+        """The object's ETag and size; None when there is none (with `etag`, none with it)."""
+        pinned = {"IfMatch": etag} if etag else {}
         try:
-            return int(self._s3.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
+            answer = self._s3.head_object(Bucket=self.bucket, Key=key, **pinned)
         except self._s3.exceptions.ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if error.response.get("Error", {}).get("Code") in _NOT_THERE:
                 return None
             raise
+        return str(answer["ETag"]), int(answer["ContentLength"])
 
-    def stream(self, key: str, start: int = 0) -> Iterator[bytes]:
+    def stream(self, key: str, start: int = 0, etag: str | None = None) -> Iterator[bytes]:
+        """The object's bytes from `start`; with `etag`, only that object's (else MissingObject)."""
         ranged = {"Range": f"bytes={start}-"} if start else {}
-        body = self._s3.get_object(Bucket=self.bucket, Key=key, **ranged)["Body"]
+        if etag:
+            ranged["IfMatch"] = etag
+        try:
+            body = self._s3.get_object(Bucket=self.bucket, Key=key, **ranged)["Body"]
+        except self._s3.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") in _NOT_THERE:
+                raise MissingObject(key) from None
+            raise
         try:
             yield from body.iter_chunks(STREAM_CHUNK)
         finally:
@@ -82,11 +106,13 @@ class BlobStore:
                                       CopySource={"Bucket": self.bucket, "Key": source})
 
     def list_parts(self, key: str, upload_id: str) -> dict[int, tuple[str, int]]:
-        """The parts S3 holds for a multipart upload: number -> (ETag, size)."""
+        """The parts S3 holds for a multipart upload: number -> (ETag, size). MissingObject once
+        the upload is over (completed or aborted)."""
         parts: dict[int, tuple[str, int]] = {}
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "UploadId": upload_id}
         while True:
-            page = self._s3.list_parts(**kwargs)
+            with self._gone_is_missing(key):
+                page = self._s3.list_parts(**kwargs)
             parts.update({p["PartNumber"]: (p["ETag"], p["Size"]) for p in page.get("Parts", [])})
             if not page.get("IsTruncated"):
                 return parts
@@ -95,12 +121,23 @@ class BlobStore:
     def complete_multipart(self, key: str, upload_id: str, numbers: list[int]) -> None:
         """Complete with exactly these parts. ETags come from S3 (ListParts) rather than the
         upload record, which keeps that record small for uploads of thousands of parts."""
+        listed = self.list_parts(key, upload_id)
+        self.complete_parts(key, upload_id, {n: listed[n][0] for n in numbers})
+
+    def complete_parts(self, key: str, upload_id: str, etags: dict[int, str]) -> str:
+        """Complete with exactly these parts as they were (number -> ETag): S3 refuses a part
+        replaced since (PartsRefused). Returns the object's ETag."""
+        parts = [{"PartNumber": n, "ETag": etag} for n, etag in sorted(etags.items())]
         with self._gone_is_missing(key):
-            etags = self.list_parts(key, upload_id)
-            parts = [{"PartNumber": n, "ETag": etags[n][0]} for n in numbers]
-            self._s3.complete_multipart_upload(
-                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-            )
+            try:
+                answer = self._s3.complete_multipart_upload(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                )
+            except self._s3.exceptions.ClientError as error:
+                if error.response.get("Error", {}).get("Code") in _REFUSED_PARTS:
+                    raise PartsRefused(key) from None
+                raise
+        return str(answer["ETag"])
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         with contextlib.suppress(self._s3.exceptions.NoSuchUpload):

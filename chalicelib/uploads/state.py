@@ -12,6 +12,8 @@ import time
 import uuid as uuidlib
 from dataclasses import dataclass, field, replace
 
+from chalicelib.numbers import whole_number
+
 PART_MIN = 5 * 1024 * 1024
 DIRECT_PREFIX = "direct/"
 MAX_PARTS = 10_000
@@ -32,6 +34,7 @@ class Direct:
     part_size: int
     phase: str = "open"  # open -> verifying -> (promoted, record gone) | failed
     digest: str | None = None  # what the finish claimed; checked by the verifier
+    etag: str | None = None  # the completed object's, once verifying: every read takes only that object
 
 
 @dataclass(frozen=True)
@@ -111,12 +114,16 @@ def range_header(offset: int) -> str:
 
 
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?([0-9]+)-([0-9]+)(?:/(?:[0-9]+|\*))?\Z")
+_OFFSET_CAP = 1 << 63  # past every upload's end (S3 objects stop at 5 TiB)
 
 
 def parse_content_range(header: str) -> tuple[int, int] | None:
-    """`start-end` (inclusive, as clients send it; `bytes=` tolerated) or None if malformed."""
+    """`start-end` (inclusive, as clients send it; `bytes=` tolerated) or None if malformed
+    or past any upload's end."""
     match = _CONTENT_RANGE.match(header.strip())
     if not match:
         return None
-    start, end = int(match.group(1)), int(match.group(2))
-    return (start, end) if end >= start else None
+    start, end = whole_number(match.group(1), _OFFSET_CAP), whole_number(match.group(2), _OFFSET_CAP)
+    if start is None or end is None or end >= _OFFSET_CAP or end < start:
+        return None
+    return start, end

@@ -19,7 +19,8 @@ from chalicelib.digest.digests import Digest
 from chalicelib.errors import RegistryError
 from chalicelib.storage.dynamo import MetadataStore
 from chalicelib.storage.records import BlobRecord
-from chalicelib.storage.s3 import BlobStore
+from chalicelib.storage.s3 import BlobStore, MissingObject
+from chalicelib.uploads.direct import fail
 from chalicelib.uploads.service import Uploads
 from chalicelib.uploads.state import DIRECT_PREFIX, UploadState
 
@@ -58,19 +59,31 @@ class Verifier:
         if state is None or state.direct is None or state.direct.phase != "verifying" or not state.direct.digest:
             return "nothing to verify"
         digest = Digest.parse(state.direct.digest)
-        if digest.algorithm == "sha256" and state.hash_state is not None:
-            return self._resumable(state, digest, should_stop)
-        # No resumable state (sha512, or libcrypto without SHA256_*): one pass in one invocation.
-        hasher = hashlib.new(digest.algorithm)
-        for chunk in self._blobs.stream(state.object_key):
-            hasher.update(chunk)
-        return self._conclude(state, digest, hasher.hexdigest())
+        # Only an object of the declared size, and across invocations the same one (by ETag):
+        # the size promoted with the digest is then that of the bytes hashed.
+        found = self._blobs.head(state.object_key, state.direct.etag)
+        if found is None or found[1] != state.direct.size:
+            fail(self._blobs, self._meta, state)
+            return "rejected"
+        state = replace(state, direct=replace(state.direct, etag=found[0]))
+        try:
+            if digest.algorithm == "sha256" and state.hash_state is not None:
+                return self._resumable(state, digest, should_stop)
+            # No resumable state (sha512, or libcrypto without SHA256_*): one pass in one invocation.
+            hasher = hashlib.new(digest.algorithm)
+            for chunk in self._blobs.stream(state.object_key, etag=found[0]):
+                hasher.update(chunk)
+            return self._conclude(state, digest, hasher.hexdigest())
+        except MissingObject:  # deleted or replaced mid-way: not the object checked
+            fail(self._blobs, self._meta, state)
+            return "rejected"
 
     def _resumable(self, state: UploadState, digest: Digest, should_stop: Callable[[], bool]) -> str:
         assert state.direct is not None
         running = resumable.ResumableSha256(state.hash_state)
         offset = saved = state.offset
-        remaining = self._blobs.stream(state.object_key, start=offset) if offset < state.direct.size else iter(())
+        remaining = (self._blobs.stream(state.object_key, start=offset, etag=state.direct.etag)
+                     if offset < state.direct.size else iter(()))
         for chunk in remaining:
             running.update(chunk)
             offset += len(chunk)
@@ -88,9 +101,7 @@ class Verifier:
         """`state` is the record as last committed: the conditions below name its offset."""
         assert state.direct is not None
         if actual != digest.hex:
-            failed = replace(state, direct=replace(state.direct, phase="failed"))
-            if self._meta.commit_upload(failed, expected_offset=state.offset):
-                self._blobs.delete([state.object_key])
+            fail(self._blobs, self._meta, state)
             return "rejected"
         try:
             self._uploads.promote(state, BlobRecord(str(digest), state.object_key, state.direct.size), state, [])

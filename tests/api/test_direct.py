@@ -18,6 +18,7 @@ from berth.local.verifier import deliver
 from chalicelib.digest import resumable
 from chalicelib.registry import Registry
 from chalicelib.uploads.parts import MIN_PART
+from tests.api.oci_fixtures import assert_oci_error
 from tests.conftest import ApiClient
 from tests.helpers import MiB, bucket_keys, digest_of, fetch_blob, open_multipart_uploads
 
@@ -156,3 +157,163 @@ def test_a_direct_upload_takes_no_patch_and_can_be_cancelled(client: ApiClient, 
 def test_parts_of_a_plain_upload_are_refused(client: ApiClient, direct: Registry) -> None:
     location = client.post(f"/v2/{REPO}/blobs/uploads/").header("Location")
     assert client.get(f"{location}/parts").status == 400
+
+
+# ---- part 1 re-sent while the finish runs (issue 11, point 6) -----------------------------------
+# A client holds presigned UploadPart URLs until they expire, so it can replace any part at any
+# moment, also while a finish checks the parts and completes the object.
+
+ORIGINAL_PART_2 = 3 * MiB
+
+
+def _all_sent(client: ApiClient, data: bytes) -> tuple[str, str]:
+    """A direct upload with every part sent: its Location, and the URL that sends part 1 again."""
+    location = start(client, len(data)).header("Location")
+    send_parts(client, location, data)
+    return location, str(client.get(f"{location}/parts?first=1&count=1").json()["urls"][0]["url"])
+
+
+def _resend(url: str, data: bytes) -> None:
+    assert requests.put(url, data=data, timeout=60).status_code == 200
+
+
+def _assert_no_blob_or_a_true_one(client: ApiClient, direct: Registry, aws: Any, digest: str) -> None:
+    """What a client may ever see of the blob: none, or one whose size and digest describe its bytes."""
+    verify(direct, aws)
+    head = client.head(f"/v2/{REPO}/blobs/{digest}")
+    if head.status == 404:
+        return
+    assert head.status == 200
+    data = fetch_blob(client, REPO, digest)
+    assert head.header("Content-Length") == str(len(data)) and digest_of(data) == digest
+
+
+@pytest.mark.parametrize("claimed", ["original", "resent"])
+@pytest.mark.parametrize("resent_size", [MIN_PART, MIN_PART + MiB])
+def test_a_part_resent_between_the_check_and_the_completion(
+        client: ApiClient, direct: Registry, aws: Any, monkeypatch: pytest.MonkeyPatch, claimed: str,
+        resent_size: int) -> None:
+    """The finish lists the parts S3 holds and checks their sizes; then part 1 changes. What it
+    completes must be what it checked, or nothing."""
+    data = os.urandom(MIN_PART + ORIGINAL_PART_2)
+    other = os.urandom(resent_size)
+    location, url = _all_sent(client, data)
+    listed = direct.blobs.list_parts
+
+    def listing_then_resend(key: str, upload_id: str) -> dict[int, tuple[str, int]]:
+        parts = listed(key, upload_id)
+        monkeypatch.setattr(direct.blobs, "list_parts", listed)  # once: the finish's own listing
+        _resend(url, other)
+        return parts
+
+    monkeypatch.setattr(direct.blobs, "list_parts", listing_then_resend)
+    digest = digest_of(data if claimed == "original" else other + data[MIN_PART:])
+    finished = client.put(f"{location}?digest={digest}")
+    assert finished.status in (202, 400), finished.body
+    if finished.status == 400:
+        assert_oci_error(finished, 400, "BLOB_UPLOAD_INVALID")
+    _assert_no_blob_or_a_true_one(client, direct, aws, digest)
+
+
+def test_a_part_resent_just_before_s3_completes_is_a_4xx_and_the_upload_can_finish_again(
+        client: ApiClient, direct: Registry, aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """S3 refuses a completion naming a part's old ETag (InvalidPart): the finish that lost
+    the race says so with a 4xx, and the upload stays open to be finished again."""
+    data = os.urandom(MIN_PART + ORIGINAL_PART_2)
+    location, url = _all_sent(client, data)
+    complete = aws.s3.complete_multipart_upload
+
+    def resend_then_complete(**kwargs: Any) -> Any:
+        monkeypatch.setattr(aws.s3, "complete_multipart_upload", complete)
+        _resend(url, os.urandom(MIN_PART))
+        return complete(**kwargs)
+
+    monkeypatch.setattr(aws.s3, "complete_multipart_upload", resend_then_complete)
+    refused = client.put(f"{location}?digest={digest_of(data)}")
+    assert_oci_error(refused, 400, "BLOB_UPLOAD_INVALID")
+    _assert_no_blob_or_a_true_one(client, direct, aws, digest_of(data))
+    assert client.get(location).status == 204  # still open
+    _resend(url, data[:MIN_PART])
+    assert client.put(f"{location}?digest={digest_of(data)}").status == 202
+    verify(direct, aws)
+    assert client.head(f"/v2/{REPO}/blobs/{digest_of(data)}").header("Content-Length") == str(len(data))
+    assert fetch_blob(client, REPO, digest_of(data)) == data
+
+
+def test_a_completed_object_of_another_size_is_refused(
+        client: ApiClient, direct: Registry, aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Were S3 (or a stand-in for it) to complete with parts other than the ones named, the
+    object's size would differ from the declared one: the finish refuses it and nothing is
+    promoted, whatever digest the client claimed."""
+    data = os.urandom(MIN_PART + ORIGINAL_PART_2)
+    other = os.urandom(MIN_PART + MiB)
+    location, url = _all_sent(client, data)
+    complete = aws.s3.complete_multipart_upload
+
+    def complete_with_whatever_is_there(**kwargs: Any) -> Any:
+        _resend(url, other)
+        held = aws.s3.list_parts(Bucket=kwargs["Bucket"], Key=kwargs["Key"], UploadId=kwargs["UploadId"])["Parts"]
+        kwargs["MultipartUpload"] = {"Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in held]}
+        return complete(**kwargs)
+
+    monkeypatch.setattr(aws.s3, "complete_multipart_upload", complete_with_whatever_is_there)
+    digest = digest_of(other + data[MIN_PART:])
+    refused = client.put(f"{location}?digest={digest}")
+    assert_oci_error(refused, 400, "SIZE_INVALID")
+    verify(direct, aws)
+    assert client.head(f"/v2/{REPO}/blobs/{digest}").status == 404
+    assert_oci_error(client.get(location), 400, "DIGEST_INVALID")
+    assert bucket_keys(aws, direct.settings.bucket) == []
+
+
+def test_the_verifier_promotes_only_bytes_of_the_declared_size(client: ApiClient, direct: Registry, aws: Any) -> None:
+    """The verifier, too, checks the object's size: a record whose declared size is not the
+    object's (however it came about) promotes nothing."""
+    data = os.urandom(MIN_PART + ORIGINAL_PART_2)
+    location = start(client, len(data)).header("Location")
+    send_parts(client, location, data)
+    assert client.put(f"{location}?digest={digest_of(data)}").status == 202
+    uuid_ = location.rsplit("/", 1)[1]
+    state = direct.meta.get_upload(uuid_)
+    assert state is not None and state.direct is not None
+    claimed = replace(state, direct=replace(state.direct, size=len(data) + 1))
+    assert direct.meta.commit_upload(claimed, expected_offset=state.offset)
+    verify(direct, aws)
+    assert client.head(f"/v2/{REPO}/blobs/{digest_of(data)}").status == 404
+    assert_oci_error(client.get(location), 400, "DIGEST_INVALID")
+
+
+def test_of_two_racing_finishes_one_completes_and_the_other_is_a_4xx(
+        client: ApiClient, direct: Registry, aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second finish runs whole between the first one's part listing and its completion:
+    the first must neither complete again nor open the upload the second completed."""
+    data = os.urandom(MIN_PART + ORIGINAL_PART_2)
+    location, _ = _all_sent(client, data)
+    listed = direct.blobs.list_parts
+    second: list[Any] = []
+
+    def listing_then_another_finish(key: str, upload_id: str) -> dict[int, tuple[str, int]]:
+        parts = listed(key, upload_id)
+        monkeypatch.setattr(direct.blobs, "list_parts", listed)
+        second.append(client.put(f"{location}?digest={digest_of(data)}"))
+        return parts
+
+    monkeypatch.setattr(direct.blobs, "list_parts", listing_then_another_finish)
+    first = client.put(f"{location}?digest={digest_of(data)}")
+    assert second[0].status == 202, second[0].body
+    assert_oci_error(first, 404, "BLOB_UPLOAD_UNKNOWN")
+    verify(direct, aws)
+    assert client.head(f"/v2/{REPO}/blobs/{digest_of(data)}").header("Content-Length") == str(len(data))
+    assert fetch_blob(client, REPO, digest_of(data)) == data
+
+
+def test_an_upload_s3_aborted_is_unknown(client: ApiClient, direct: Registry, aws: Any) -> None:
+    """The bucket's lifecycle rule aborts multipart uploads left incomplete: what the record
+    still names is gone, and the listing and the finish say so with a 404."""
+    data = os.urandom(MIN_PART + ORIGINAL_PART_2)
+    location, _ = _all_sent(client, data)
+    state = direct.meta.get_upload(location.rsplit("/", 1)[1])
+    assert state is not None and state.multipart_id is not None
+    aws.s3.abort_multipart_upload(Bucket=direct.settings.bucket, Key=state.object_key, UploadId=state.multipart_id)
+    assert_oci_error(client.get(f"{location}/parts"), 404, "BLOB_UPLOAD_UNKNOWN")
+    assert_oci_error(client.put(f"{location}?digest={digest_of(data)}"), 404, "BLOB_UPLOAD_UNKNOWN")

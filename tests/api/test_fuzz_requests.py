@@ -376,6 +376,7 @@ numbers = st.one_of(
     st.sampled_from(["-1", "0", "1", "2", "1000", "1001", "9" * 40, "1e3", "0x10", " 5", "5 ", "", "+3", "1_000",
                      "NaN", "inf", "-0", "5368709120", "53687091200000", "4456448", "٣", "１"]),
     st.sampled_from(["²", "①", "⁵", "١٢", "𝟗", "߀"]),  # digits by str.isdigit(), not all of them by int()
+    st.sampled_from(["9" * 5000, "0" * 5000 + "1", "-" + "9" * 5000]),  # past int()'s 4,300 digits
     st.integers(-(2**70), 2**70).map(str),
     st.text(st.characters(categories=("Nd", "No", "Nl")), min_size=1, max_size=4),
 )
@@ -566,7 +567,8 @@ def content_ranges(draw: st.DrawFn, length: int) -> str:
         st.just(f"0-{len(UPLOAD_CHUNK) + length - 1}"),  # overlaps what is stored
         st.just(f"{len(UPLOAD_CHUNK) - 1}-{len(UPLOAD_CHUNK) + length - 2}"),  # overlaps by one byte
         st.sampled_from(["", "0-", "-1", "-5-3", "a-b", "0-0", "0--1", "0-99999999999999999999999999",
-                         "99999999999999999999999-99999999999999999999999", "0 - 3", "٠-٣", "bytes */*", "0-3,5-6"]),
+                         "99999999999999999999999-99999999999999999999999", "0 - 3", "٠-٣", "bytes */*", "0-3,5-6",
+                         "0-" + "9" * 5000, "9" * 5000 + "-" + "9" * 5000, f"0-{length - 1}/{'9' * 5000}"]),
         st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=20),
     ))
 
@@ -657,6 +659,8 @@ INDEX_BODY = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
 @example(batch=[Sent("GET", "/v2/_catalog?n=²")])
 @example(batch=[Sent("PUT", f"/v2/{TARGET}/manifests/{TAG}", [], b"[" * 100_000)])
 @example(batch=[Sent("HEAD", "/v2/", [], b"\0" * 5 * 1024 * 1024)])
+@example(batch=[Sent("PATCH", f"/v2/{TARGET}/blobs/uploads/{UPLOAD}",
+                     [("Content-Range", "9" * 5000 + "-" + "9" * 5000)], b"x")])
 def test_random_requests(worlds: Callable[[], tuple[World, LogCapture]], batch: list[Sent]) -> None:
     """A few random requests in a row (each is checked; stored data after all of them)."""
     world, logs = worlds()

@@ -54,7 +54,9 @@ def test_piece_keys_are_unique_per_attempt() -> None:
 @pytest.mark.parametrize(
     "header, expected",
     [("0-99", (0, 99)), ("bytes=5-9", (5, 9)), ("bytes 5-9/100", (5, 9)), ("5-9/*", (5, 9)),
-     ("9-5", None), ("a-b", None), ("5", None), ("", None)],
+     ("9-5", None), ("a-b", None), ("5", None), ("", None), ("٠-٣", None),
+     (f"{2**63 - 1}-{2**63 - 1}", (2**63 - 1, 2**63 - 1)), (f"0-{2**63}", None), ("0-" + "9" * 5000, None),
+     ("9" * 5000 + "-" + "9" * 5000, None), ("0" * 5000 + "5-" + "0" * 5000 + "9", (5, 9))],
 )
 def test_content_range(header: str, expected: tuple[int, int] | None) -> None:
     assert parse_content_range(header) == expected

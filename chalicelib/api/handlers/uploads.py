@@ -7,10 +7,11 @@ from chalicelib.api.responses import empty, json_body
 from chalicelib.digest.digests import Digest
 from chalicelib.errors import Oci, RegistryError
 from chalicelib.naming import check_name
+from chalicelib.numbers import whole_number
 from chalicelib.registry import Registry
 from chalicelib.storage.records import BlobRecord
 from chalicelib.uploads.direct import plan
-from chalicelib.uploads.parts import MAX_URLS
+from chalicelib.uploads.parts import MAX_PARTS, MAX_URLS
 from chalicelib.uploads.service import upload_location
 from chalicelib.uploads.state import UploadState, parse_content_range, range_header
 
@@ -74,10 +75,10 @@ def _direct(state: UploadState, status: int) -> Response:
 
 def parts(req: RegistryRequest, reg: Registry) -> Response:
     state = reg.uploads.load(req.params["name"], req.params["uuid"])
-    try:
-        first, count = int(req.arg("first") or 1), int(req.arg("count") or MAX_URLS)
-    except ValueError:
-        raise RegistryError(Oci.BLOB_UPLOAD_INVALID, "first and count must be integers") from None
+    first = whole_number(req.arg("first") or "1", MAX_PARTS + 1)
+    count = whole_number(req.arg("count") or str(MAX_URLS), MAX_URLS)
+    if first is None or count is None:
+        raise RegistryError(Oci.BLOB_UPLOAD_INVALID, "first and count must be whole numbers")
     return json_body(reg.direct.listing(state, first, count))
 
 
