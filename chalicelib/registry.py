@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 
 from chalicelib.auth.authenticator import Authenticator
+from chalicelib.auth.keyless import KeylessLogin
 from chalicelib.events import EventPublisher
 from chalicelib.manifests.service import Manifests
 from chalicelib.settings import Settings
@@ -13,6 +14,7 @@ from chalicelib.storage.accounts import AccountStore
 from chalicelib.storage.clients import AwsClients
 from chalicelib.storage.dynamo import MetadataStore
 from chalicelib.storage.s3 import BlobStore
+from chalicelib.storage.trust import TrustStore
 from chalicelib.uploads.direct import DirectUploads
 from chalicelib.uploads.service import Uploads
 from chalicelib.uploads.verify import CONTINUE, Verifier
@@ -50,6 +52,7 @@ class Registry:
             aws.sqs.send_message(QueueUrl=settings.verify_queue_url, MessageBody=json.dumps({CONTINUE: uuid}))
 
         uploads = Uploads(blobs, meta)
+        keyless = KeylessLogin(settings, TrustStore(aws, settings.table))  # ID tokens, signed STS requests
         return cls(settings, blobs, meta, uploads, Manifests(blobs, meta, settings.lifecycle), accounts,
-                   Authenticator(settings, accounts, signing_key), DirectUploads(blobs, meta, uploads),
+                   Authenticator(settings, accounts, signing_key, keyless), DirectUploads(blobs, meta, uploads),
                    Verifier(blobs, meta, uploads, continue_later), EventPublisher.build(aws, settings))

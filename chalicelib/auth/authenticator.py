@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from chalicelib.auth import challenge
 from chalicelib.auth.permissions import ACTIONS, Grant, Scope, granted, may_read
@@ -25,6 +26,9 @@ from chalicelib.auth.tokens import Claims, InvalidToken, TokenIssuer
 from chalicelib.errors import Oci, RegistryError
 from chalicelib.settings import Settings
 from chalicelib.storage.accounts import ANONYMOUS, AccountStore
+
+if TYPE_CHECKING:
+    from chalicelib.auth.keyless import KeylessLogin
 
 # Verified passwords are remembered this long per container, so Basic mode does not pay
 # bcrypt on every request. CI tokens are cheap to check and are never cached (revocation
@@ -71,8 +75,10 @@ def basic_credentials(header: str) -> tuple[str, str]:
 
 
 class Authenticator:
-    def __init__(self, settings: Settings, accounts: AccountStore, signing_key: Callable[[], bytes]) -> None:
+    def __init__(self, settings: Settings, accounts: AccountStore, signing_key: Callable[[], bytes],
+                 keyless: KeylessLogin | None = None) -> None:
         self.settings = settings
+        self._keyless = keyless
         self._accounts = accounts
         self._signing_key = signing_key
         self._issuer: TokenIssuer | None = None
@@ -95,6 +101,8 @@ class Authenticator:
         """The grants of a user who proved who they are with a password or a CI token."""
         if user == ANONYMOUS:
             raise BadCredentials("the anonymous account cannot log in")
+        if self._keyless is not None and self._keyless.handles(user):
+            return self._keyless.login(user, password)  # an ID token or a signed STS request (issue 17)
         ci_token = parse_ci_token(password)
         if ci_token is not None:
             record = self._accounts.get_token(user, ci_token.id)

@@ -55,8 +55,8 @@ class TokenIssuer:
         return {"iss": ISSUER, "sub": subject, "aud": self._service, "iat": now, "nbf": now - 5,
                 "exp": now + ttl, "jti": secrets.token_hex(12), "typ": kind}
 
-    def access_token(self, subject: str, granted: list[Scope], requested: list[Scope]) -> str:
-        claims = self._base(subject, self.ttl_seconds, "access")
+    def access_token(self, subject: str, granted: list[Scope], requested: list[Scope], ttl: int | None = None) -> str:
+        claims = self._base(subject, self.ttl_seconds if ttl is None else ttl, "access")
         claims["access"] = [{"type": s.type, "name": s.name, "actions": list(s.actions)} for s in granted]
         claims["req"] = [str(s) for s in requested]
         return self._encode(claims)

@@ -12,6 +12,7 @@ from chalice import Response
 from chalicelib.api.request import RegistryRequest
 from chalicelib.api.responses import json_body
 from chalicelib.auth.authenticator import BadCredentials, basic_credentials
+from chalicelib.auth.keyless import KeylessGrants
 from chalicelib.auth.permissions import Grant, Scope, parse_scope
 from chalicelib.auth.tokens import InvalidToken
 from chalicelib.errors import Oci, RegistryError
@@ -37,11 +38,14 @@ def _issue(reg: Registry, subject: str, grants: list[Grant], requested: list[Sco
         raise RegistryError(Oci.UNSUPPORTED, "this registry does not use token authentication")
     if service and service != reg.settings.service:
         raise RegistryError(Oci.DENIED, f"tokens here are for service {reg.settings.service!r}")
-    token = reg.auth.issuer.access_token(subject, reg.auth.grant_scopes(subject, grants, requested), requested)
+    ttl = reg.auth.issuer.ttl_seconds
+    if isinstance(grants, KeylessGrants):  # no longer than the ID token; no account to refresh against
+        subject, ttl, refresh = grants.subject, grants.ttl(ttl, time.time()), False
+    token = reg.auth.issuer.access_token(subject, reg.auth.grant_scopes(subject, grants, requested), requested, ttl)
     body: dict[str, object] = {
         "token": token,
         "access_token": token,
-        "expires_in": reg.auth.issuer.ttl_seconds,
+        "expires_in": ttl,
         "issued_at": datetime.fromtimestamp(time.time(), UTC).isoformat().replace("+00:00", "Z"),
     }
     if refresh and subject:
