@@ -58,13 +58,17 @@ def server_id(settings: Settings) -> str | None:
     return iam.normalise_server_id(urlsplit(settings.public_url).netloc) if settings.public_url else None
 
 
+def issuer_keys(http_loopback: bool, clock: Callable[[], float] = time.monotonic) -> IssuerKeys:
+    """Issuers' keys, fetched over HTTPS (or plain HTTP on the loopback, where allowed)."""
+    return IssuerKeys(lambda issuer: published_keys(issuer, lambda url: fetch_json(url, http_loopback)), clock)
+
+
 class KeylessLogin:
     def __init__(self, settings: Settings, trust: TrustStore, keys: IssuerKeys | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self._settings = settings
         self._trust = trust
-        loopback = settings.oidc_http_loopback
-        self._keys = keys or IssuerKeys(lambda issuer: published_keys(issuer, lambda url: fetch_json(url, loopback)))
+        self._keys = keys or issuer_keys(settings.oidc_http_loopback)
         self._clock = clock
         self._lock = threading.Lock()
         self._identities: dict[str, tuple[float, str]] = {}

@@ -98,14 +98,14 @@ ACCOUNT = "123456789012"
     (f"arn:aws:iam::{ACCOUNT}:role/ci", f"arn:aws:sts::{ACCOUNT}:assumed-role/ci/build-7", True),
     (f"arn:aws:iam::{ACCOUNT}:role/ci-*", f"arn:aws:sts::{ACCOUNT}:assumed-role/ci-push/s", True),
     (f"arn:aws:iam::{ACCOUNT}:role/ci", f"arn:aws:sts::{ACCOUNT}:assumed-role/ci2/s", False),
-    (f"arn:aws:iam::{ACCOUNT}:role/ci", f"arn:aws:sts::999999999999:assumed-role/ci/s", False),
+    (f"arn:aws:iam::{ACCOUNT}:role/ci", "arn:aws:sts::999999999999:assumed-role/ci/s", False),
     (f"arn:aws:sts::{ACCOUNT}:assumed-role/dev/alice", f"arn:aws:sts::{ACCOUNT}:assumed-role/dev/alice", True),
     (f"arn:aws:sts::{ACCOUNT}:assumed-role/dev/alice", f"arn:aws:sts::{ACCOUNT}:assumed-role/dev/bob", False),
     (f"arn:aws:iam::{ACCOUNT}:user/alice", f"arn:aws:iam::{ACCOUNT}:user/alice", True),
     (f"arn:aws:iam::{ACCOUNT}:user/alice", f"arn:aws:iam::{ACCOUNT}:user/alice2", False),
     (f"arn:aws:iam::{ACCOUNT}:user/alice", f"arn:aws:iam::{ACCOUNT}:role/alice", False),
     (ACCOUNT, f"arn:aws:iam::{ACCOUNT}:user/anyone", True),
-    (ACCOUNT, f"arn:aws:iam::999999999999:user/anyone", False),
+    (ACCOUNT, "arn:aws:iam::999999999999:user/anyone", False),
     (ACCOUNT, "arn:aws:iam::123456789012:user/x\nforged", False),
 ])
 def test_arn_rules(principal: str, arn: str, matches: bool) -> None:
