@@ -30,6 +30,10 @@ _RULE_ARN = re.compile(rf"^arn:({_PARTITION}):(iam|sts)::(\d{{12}}):(root|[a-z-]
 _CALLER_ARN = re.compile(rf"^arn:({_PARTITION}):(iam|sts)::(\d{{12}}):(root|[a-z-]+/[\w+=,.@/-]+)\Z")
 
 
+class Refused(Exception):
+    """Why an outside identity was turned away: for logs, never for the caller."""
+
+
 @dataclass(frozen=True)
 class TrustRule:
     id: str

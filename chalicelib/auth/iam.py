@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import calendar
 import json
 import re
 import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+from chalicelib.auth.federation import Refused
 
 SERVER_ID_HEADER = "X-Berth-Server-ID"
 STS_BODY = "Action=GetCallerIdentity&Version=2011-06-15"
@@ -42,8 +43,8 @@ _ALLOWED = _REQUIRED | {"content-type", "x-amz-security-token"}
 _VALUE = re.compile(r"^[\x20-\x7e]{1,4096}\Z")
 
 
-class IamRefused(Exception):
-    """Why a signed request was refused: for logs, never for the caller."""
+class IamRefused(Refused):
+    pass
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,8 @@ def _region_of(host: str) -> str:
 
 
 def _signed_at(amz_date: str) -> int:
+    import calendar
+
     try:
         return calendar.timegm(time.strptime(amz_date, "%Y%m%dT%H%M%SZ"))
     except ValueError:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.auth.federation import issuer_allowed
+from chalicelib.auth.federation import Refused, issuer_allowed
 
 KEYS_TTL_SECONDS = 3600
 MIN_REFETCH_SECONDS = 60
@@ -28,7 +28,7 @@ DISCOVERY_PATH = "/.well-known/openid-configuration"
 log = logging.getLogger("berth.keyless")
 
 
-class KeysUnavailable(Exception):
+class KeysUnavailable(Refused):
     pass
 
 

@@ -13,15 +13,20 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from chalicelib.auth import iam, oidc
 from chalicelib.auth.authenticator import BadCredentials
-from chalicelib.auth.federation import AWS, OIDC, aws_rule_matches, grants_of, oidc_rule_matches
-from chalicelib.auth.jwks import IssuerKeys, KeysUnavailable, fetch_json, published_keys
+from chalicelib.auth.federation import AWS, OIDC, Refused, aws_rule_matches, grants_of, oidc_rule_matches
 from chalicelib.auth.permissions import Grant
 from chalicelib.settings import Settings
 from chalicelib.storage.trust import TrustStore
+
+if TYPE_CHECKING:
+    from chalicelib.auth.jwks import IssuerKeys
+
+# chalicelib.auth.oidc, .iam and .jwks are imported on the first keyless login: most
+# containers never see one, and cold start pays for every module.
 
 OIDC_USER, AWS_USER = "oidc", "aws"
 # A verified STS identity is remembered this long (never past its signature's age limit), so
@@ -53,6 +58,8 @@ def _printable(text: str) -> str:
 
 def server_id(settings: Settings) -> str | None:
     """How clients name this registry, which a signed STS request must carry."""
+    from chalicelib.auth import iam
+
     if settings.server_id:
         return iam.normalise_server_id(settings.server_id)
     return iam.normalise_server_id(urlsplit(settings.public_url).netloc) if settings.public_url else None
@@ -60,6 +67,8 @@ def server_id(settings: Settings) -> str | None:
 
 def issuer_keys(http_loopback: bool, clock: Callable[[], float] = time.monotonic) -> IssuerKeys:
     """Issuers' keys, fetched over HTTPS (or plain HTTP on the loopback, where allowed)."""
+    from chalicelib.auth.jwks import IssuerKeys, fetch_json, published_keys
+
     return IssuerKeys(lambda issuer: published_keys(issuer, lambda url: fetch_json(url, http_loopback)), clock)
 
 
@@ -68,7 +77,7 @@ class KeylessLogin:
                  clock: Callable[[], float] = time.time) -> None:
         self._settings = settings
         self._trust = trust
-        self._keys = keys or issuer_keys(settings.oidc_http_loopback)
+        self._keys = keys  # made on the first OIDC login
         self._clock = clock
         self._lock = threading.Lock()
         self._identities: dict[str, tuple[float, str]] = {}
@@ -80,12 +89,16 @@ class KeylessLogin:
     def login(self, user: str, password: str) -> KeylessGrants:
         try:
             return self._oidc(password) if user == OIDC_USER else self._aws(password)
-        except (oidc.InvalidIdToken, KeysUnavailable, iam.IamRefused) as error:
+        except Refused as error:
             # Why goes to the log (never the token); the caller learns only that it failed.
             log.info("%s login refused: %s", user, error)
             raise BadCredentials(f"{user} login refused") from None
 
     def _oidc(self, token: str) -> KeylessGrants:
+        from chalicelib.auth import oidc
+
+        if self._keys is None:
+            self._keys = issuer_keys(self._settings.oidc_http_loopback)
         issuer = oidc.unverified_issuer(token)
         rules = [r for r in self._trust.rules() if r.kind == OIDC and r.issuer == issuer]
         if not rules:
@@ -101,10 +114,12 @@ class KeylessLogin:
         arn = self._caller(password)
         grants = grants_of([r for r in self._trust.rules() if r.kind == AWS], lambda rule: aws_rule_matches(rule, arn))
         if grants is None:
-            raise iam.IamRefused(f"no rule trusts {_printable(arn)!r}")
+            raise Refused(f"no rule trusts {_printable(arn)!r}")
         return KeylessGrants(grants, f"aws:{_printable(arn)}", None)
 
     def _caller(self, password: str) -> str:
+        from chalicelib.auth import iam
+
         identity = server_id(self._settings)
         if identity is None:
             raise iam.IamRefused("BERTH_PUBLIC_URL or BERTH_SERVER_ID must name this registry for IAM login")

@@ -15,6 +15,8 @@ import json
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from chalicelib.auth.federation import Refused
+
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
 _EC_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 # How far ahead of ours the issuer's clock may run, for `nbf` and `iat`.
@@ -22,8 +24,8 @@ CLOCK_SKEW_SECONDS = 60
 MAX_TOKEN_LENGTH = 16 * 1024
 
 
-class InvalidIdToken(Exception):
-    """Why a token was refused: for logs, never for the caller."""
+class InvalidIdToken(Refused):
+    pass
 
 
 def _segment(token: str, index: int) -> dict[str, Any]:
