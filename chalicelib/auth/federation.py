@@ -10,6 +10,9 @@ concrete value from a signed token or from STS, never text the caller chose.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +35,18 @@ _CALLER_ARN = re.compile(rf"^arn:({_PARTITION}):(iam|sts)::(\d{{12}}):(root|[a-z
 
 class Refused(Exception):
     """Why an outside identity was turned away: for logs, never for the caller."""
+
+
+def json_object(base64url: str, refusal: type[Refused] = Refused) -> dict[str, Any]:
+    """A JSON object in unpadded base64url, as JWT segments and signed requests carry it;
+    otherwise `refusal`."""
+    try:
+        value = json.loads(base64.urlsafe_b64decode(base64url + "=" * (-len(base64url) % 4)))
+    except (binascii.Error, ValueError):
+        raise refusal("malformed base64url JSON") from None
+    if not isinstance(value, dict):
+        raise refusal("not a JSON object")
+    return value
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ service, replayed here, is refused (and one signed for us, replayed elsewhere, n
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 import time
@@ -21,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from chalicelib.auth.federation import Refused
+from chalicelib.auth.federation import Refused, json_object
 
 SERVER_ID_HEADER = "X-Berth-Server-ID"
 STS_BODY = "Action=GetCallerIdentity&Version=2011-06-15"
@@ -87,14 +86,7 @@ def parse_authorization(value: str) -> Authorization:
 def _decode(password: str) -> dict[str, Any]:
     if not password.startswith(PREFIX) or len(password) > MAX_LENGTH:
         raise IamRefused("not a signed request")
-    raw = password[len(PREFIX):]
-    try:
-        document = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-    except (binascii.Error, ValueError):
-        raise IamRefused("malformed signed request") from None
-    if not isinstance(document, dict):
-        raise IamRefused("malformed signed request")
-    return document
+    return json_object(password[len(PREFIX):], IamRefused)
 
 
 def _region_of(host: str) -> str:

@@ -9,13 +9,10 @@ a clock the caller passes, with no leeway on `exp`: a registry token must never 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from chalicelib.auth.federation import Refused
+from chalicelib.auth.federation import Refused, json_object
 
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
 _EC_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
@@ -32,14 +29,7 @@ def _segment(token: str, index: int) -> dict[str, Any]:
     parts = token.split(".")
     if len(token) > MAX_TOKEN_LENGTH or len(parts) != 3:
         raise InvalidIdToken("not a signed JWT")
-    try:
-        raw = base64.urlsafe_b64decode(parts[index] + "=" * (-len(parts[index]) % 4))
-        value = json.loads(raw)
-    except (binascii.Error, ValueError):
-        raise InvalidIdToken("malformed JWT") from None
-    if not isinstance(value, dict):
-        raise InvalidIdToken("malformed JWT")
-    return value
+    return json_object(parts[index], InvalidIdToken)
 
 
 def unverified_issuer(token: str) -> str:
