@@ -120,6 +120,11 @@ def test_a_ci_job_pushes_with_its_id_token(api: ApiClient, issuer: Issuer, key: 
     assert push_image(api, "team/app", bearer(registry_token)).status == 201
     claims = jwt.decode(registry_token, options={"verify_signature": False})
     assert claims["sub"] == "oidc:repo:org/app:ref:refs/heads/main"
+    # containerd and BuildKit log in with the OAuth2 form: the same answer, and no refresh token.
+    form = f"grant_type=password&username=oidc&password={token}&scope=repository:team/app:pull&access_type=offline"
+    posted = api.post("/token", body=form.encode(), headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert granted(posted) == [{"type": "repository", "name": "team/app", "actions": ["pull"]}]
+    assert "refresh_token" not in posted.json()
     # Scopes are names, matched against the grants: a pattern asked for is refused, not widened.
     assert granted(login(api, "oidc", token, scope="repository:team/*:pull")) == []
     assert granted(login(api, "oidc", token, scope="repository:team/other:pull")) == []

@@ -147,3 +147,10 @@ def test_berth_trust_add_refuses_rules_before_touching_the_registry(args: list[s
     result = subprocess.run([sys.executable, "-m", "berth.cli", "trust", "add", *args, *grants, "--table", "none",
                              "--region", "us-east-1"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and message in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("name", ["oidc", "aws"])
+def test_the_keyless_user_names_cannot_be_taken(name: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "berth.cli", "user", "add", name, "--password-stdin", "--table",
+                             "none", "--region", "us-east-1"], input="pw\n", capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "keyless" in result.stderr
