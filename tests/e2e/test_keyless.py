@@ -2,7 +2,7 @@
 trust`, and Debian's Docker engine pushing and pulling with credentials from
 `docker-credential-berth`: an ID token from a GitHub-Actions-like token service on the
 loopback, a signed STS request (moto's STS, behind the local mode's signature check), and a
-CI token stored by `docker login`.
+CI token stored by `docker login`; podman asks the same helper through `credHelpers`.
 
 The dockerd fixture here is this file's own (issue 12 is building a shared one in
 tests/e2e; the two can merge): images only, vfs storage, no iptables or bridge, as
@@ -28,6 +28,8 @@ import boto3
 import pytest
 
 from berth.target import local_state_path
+from tests.e2e.images import Layout
+from tests.e2e.test_podman import Podman
 from tests.local import LocalServer, local_server
 from tests.oidc_issuer import Issuer, serving
 
@@ -217,3 +219,25 @@ def test_docker_login_keeps_what_it_gets_in_the_helper(secured: LocalServer, doc
     assert docker(env, "logout", registry).returncode == 0
     assert json.loads(subprocess.run(["docker-credential-berth", "list"], env=env, capture_output=True,
                                      text=True).stdout) == {}
+
+
+def test_podman_gets_an_id_token_from_the_helper_through_cred_helpers(secured: LocalServer, issuer: Issuer,
+                                                                      tmp_path: Path) -> None:
+    """podman reads `credHelpers` from its auth file and asks the same helper."""
+    assert shutil.which("podman"), "podman is not installed: run scripts/install-tools (make test does)"
+    registry = secured.address
+    admin(secured, "trust", "add", "--issuer", issuer.url, "--audience", registry, "--claim", "repository=org/app",
+          "--grant", "team/podman=pull,push")
+    podman = Podman(secured, tmp_path / "podman")
+    auth_file = tmp_path / "auth.json"
+    auth_file.write_text(json.dumps({"credHelpers": {registry: "berth"}}))
+    podman.env = client_env(tmp_path, "unused", ACTIONS_ID_TOKEN_REQUEST_URL=f"{issuer.url}/github",
+                            ACTIONS_ID_TOKEN_REQUEST_TOKEN=issuer.request_token,
+                            REGISTRY_AUTH_FILE=str(auth_file),
+                            **{k: v for k, v in podman.env.items() if k.startswith("CONTAINERS_")})
+    src = Layout(tmp_path / "src")
+    src.tag(src.image([3_000]), "1")
+    image = podman.pull(f"oci:{src.root}:1")
+    podman.push_ok(image, "team/podman:1")
+    refused = podman.push(image, "team/other:1")  # beyond the rule's grants
+    assert refused.returncode != 0 and any(w in refused.stderr.lower() for w in ("denied", "unauthorized"))
