@@ -137,10 +137,10 @@ def check(password: str, server_id: str, now: float) -> SignedRequest:
     if normalise_server_id(headers[SERVER_ID_HEADER.lower()]) != normalise_server_id(server_id):
         raise IamRefused(f"signed for another registry ({headers[SERVER_ID_HEADER.lower()][:100]!r})")
     signed_at = _signed_at(headers["x-amz-date"])
-    if authorization.date != headers["x-amz-date"][:8]:
-        raise IamRefused("the credential scope and X-Amz-Date disagree")
     if now - signed_at > MAX_AGE_SECONDS or signed_at - now > MAX_AHEAD_SECONDS:
         raise IamRefused("signed too long ago, or in the future")
+    if authorization.date != headers["x-amz-date"][:8]:
+        raise IamRefused("the credential scope and X-Amz-Date disagree")
     return SignedRequest(host, headers, signed_at)
 
 
