@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 
 from chalicelib.auth.authenticator import Authenticator
+from chalicelib.auth.keyless import KeylessLogin
 from chalicelib.auth.keys import CachedRing
 from chalicelib.auth.signing import SigningKeys
 from chalicelib.events import EventPublisher
@@ -17,6 +18,7 @@ from chalicelib.storage.dynamo import MetadataStore
 from chalicelib.storage.s3 import BlobStore
 from chalicelib.storage.secrets import SecretStore
 from chalicelib.storage.throttle import FailureCounters
+from chalicelib.storage.trust import TrustStore
 from chalicelib.uploads.direct import DirectUploads
 from chalicelib.uploads.service import Uploads
 from chalicelib.uploads.verify import CONTINUE, Verifier
@@ -52,7 +54,8 @@ class Registry:
             aws.sqs.send_message(QueueUrl=settings.verify_queue_url, MessageBody=json.dumps({CONTINUE: uuid}))
 
         uploads = Uploads(blobs, meta)
-        auth = Authenticator(settings, accounts, CachedRing(keys.load), FailureCounters(aws, settings.table))
+        keyless = KeylessLogin(settings, TrustStore(aws, settings.table))  # ID tokens, signed STS requests
+        auth = Authenticator(settings, accounts, CachedRing(keys.load), FailureCounters(aws, settings.table), keyless)
         return cls(settings, blobs, meta, uploads, Manifests(blobs, meta, settings.lifecycle), accounts,
                    auth, DirectUploads(blobs, meta, uploads),
                    Verifier(blobs, meta, uploads, continue_later), keys, EventPublisher.build(aws, settings))

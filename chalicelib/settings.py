@@ -29,6 +29,12 @@ class Settings:
     event_bus: str | None = None  # EventBridge bus (name or ARN) for registry events; None: none sent
     event_actions: frozenset[str] = frozenset({"push", "tag", "delete"})  # pulls are opt-in: one event each
     lifecycle: Lifecycle = field(default_factory=Lifecycle)  # retention, immutability, purge, GC, delete switches
+    # Keyless access (chalicelib/auth/keyless.py): how clients name this registry, which signed
+    # STS requests must carry (default: BERTH_PUBLIC_URL's host); STS's URL in the local mode
+    # (moto); and plain-HTTP OIDC issuers on this machine, for tests only.
+    server_id: str | None = None
+    sts_endpoint: str | None = None
+    oidc_http_loopback: bool = False
 
     def __post_init__(self) -> None:
         if self.auth_mode not in AUTH_MODES:
@@ -55,4 +61,7 @@ class Settings:
             event_actions=frozenset(a.strip() for a in os.environ.get("BERTH_EVENTS", "push,tag,delete").split(",")
                                     if a.strip()),
             lifecycle=Lifecycle.from_env(os.environ),
+            server_id=os.environ.get("BERTH_SERVER_ID") or None,
+            sts_endpoint=os.environ.get("BERTH_STS_ENDPOINT") or None,
+            oidc_http_loopback=os.environ.get("BERTH_OIDC_ALLOW_HTTP_LOOPBACK", "").lower() in ("1", "true", "yes"),
         )

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from berth import target
+from chalicelib.auth.keyless import KeylessLogin
 from chalicelib.auth.permissions import check_pattern, normalise_actions
 from chalicelib.auth.secrets import hash_password, new_ci_token
 from chalicelib.naming import check_name
@@ -95,6 +96,8 @@ def add_user(args: argparse.Namespace) -> int:
     name = _user_name(args.name)
     if name == ANONYMOUS:
         return _fail(f"'{ANONYMOUS}' is not a user; grant to it directly")
+    if KeylessLogin.handles(name):
+        return _fail(f"'{name}' is the user name of keyless logins; see `berth trust`")
     grants = []
     for text in args.grant:
         pattern, sep, actions = text.rpartition("=")

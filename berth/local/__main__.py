@@ -10,6 +10,7 @@ import sys
 from types import FrameType
 
 from berth.local import backend
+from berth.local import sts as local_sts
 from berth.target import write_local_state
 
 
@@ -41,6 +42,11 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signum, _stop)
 
     aws = backend.start(args.moto_port)
+    # Keyless access: IAM logins are checked by moto's STS behind a signature check, and must
+    # name this registry as clients do (docs/auth.md).
+    sts = local_sts.start(aws.endpoint)
+    os.environ["BERTH_STS_ENDPOINT"] = sts.endpoint
+    os.environ.setdefault("BERTH_SERVER_ID", f"{args.host}:{args.port}")
     # Only now: loading app.py reads the environment that backend.start() set.
     from berth.local.server import Containers, LocalRegistry
     from berth.local.verifier import VerifierPoller
@@ -48,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         server = LocalRegistry((args.host, args.port), Containers(args.containers))
     except OSError as err:
+        sts.stop()
         aws.stop()
         sys.exit(f"cannot listen on {args.host}:{args.port}: {err}")
     registry = f"{server.server_address[0]!s}:{server.server_address[1]}"
@@ -72,6 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         verifier.stop()
         server.server_close()
         state.unlink(missing_ok=True)
+        sts.stop()
         aws.stop()
     print("stopped", file=sys.stderr)
 

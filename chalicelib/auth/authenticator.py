@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from chalicelib.auth import challenge, throttle
 from chalicelib.auth.keys import CachedRing
@@ -35,6 +35,9 @@ from chalicelib.errors import Oci, RegistryError
 from chalicelib.settings import Settings
 from chalicelib.storage.accounts import ANONYMOUS, AccountStore, User
 from chalicelib.storage.throttle import FailureCounters
+
+if TYPE_CHECKING:
+    from chalicelib.auth.keyless import KeylessLogin
 
 _VERIFIED_LIMIT = 1000
 
@@ -120,8 +123,9 @@ class _Verified:
 
 class Authenticator:
     def __init__(self, settings: Settings, accounts: AccountStore, keys: CachedRing,
-                 failures: FailureCounters) -> None:
+                 failures: FailureCounters, keyless: KeylessLogin | None = None) -> None:
         self.settings = settings
+        self._keyless = keyless
         self._accounts = accounts
         self.keys = keys
         self._failures = failures
@@ -143,9 +147,21 @@ class Authenticator:
     # ---- who ------------------------------------------------------------------------------
 
     def login(self, user: str, password: str, source: str = "") -> Login:
-        """A user who proved who they are with a password or a CI token. Throttled: raises
-        RegistryError TOOMANYREQUESTS while the name or the address has failed too often."""
+        """A user who proved who they are with a password, a CI token, or (users `oidc` and
+        `aws`) an ID token or a signed STS request. Throttled: raises RegistryError
+        TOOMANYREQUESTS while the name or the address has failed too often."""
         counters = throttle.counters(user, source)
+        if self._keyless is not None and self._keyless.handles(user):
+            # Counted per address only: every CI job shares the name, which one attacker's
+            # failures must not lock. Each IAM attempt costs an STS call.
+            counters = [c for c in counters if c.limit is throttle.SOURCE_LIMIT]
+            self._refuse_if_blocked(counters)
+            try:
+                proven = self._keyless.login(user, password)
+            except BadCredentials:
+                self._failed(counters)
+            # No account behind it: no uid, so no refresh token; it lasts no longer than its proof.
+            return Login(proven.subject, list(proven), "", user, proven.expires)
         ci_token = parse_ci_token(password)
         if ci_token is not None:
             # 256 random bits cannot be guessed: the throttle is only consulted after a failure.
@@ -239,7 +255,8 @@ class Authenticator:
             return Principal("", grants=self.anonymous_grants())
         try:
             user, password = basic_credentials(authorization)
-            return Principal(user, grants=self.login(user, password, source).grants)
+            login = self.login(user, password, source)
+            return Principal(login.user, grants=login.grants)
         except BadCredentials:
             raise self._unauthorized(realm_base) from None
 

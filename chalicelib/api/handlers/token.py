@@ -52,7 +52,7 @@ def _issue(reg: Registry, login: Login | None, requested: list[Scope], refresh_f
         "expires_in": lifetime,
         "issued_at": datetime.fromtimestamp(time.time(), UTC).isoformat().replace("+00:00", "Z"),
     }
-    if refresh_from is not None and login is not None:
+    if refresh_from is not None and login is not None and login.uid:  # keyless logins have no account
         body["refresh_token"] = reg.auth.issuer.refresh_token(subject, login.binding(refresh_from))
     return json_body(body, headers=NO_STORE)
 
