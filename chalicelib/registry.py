@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 from chalicelib.auth.authenticator import Authenticator
 from chalicelib.events import EventPublisher
@@ -30,6 +32,8 @@ class Registry:
     direct: DirectUploads
     verifier: Verifier
     events: EventPublisher | None = None  # registry events on EventBridge, when BERTH_EVENT_BUS is set
+    clients: AwsClients | None = None  # for services built on demand (the web pages' stores)
+    signing_key: Callable[[], bytes] | None = None  # the registry's key, read once (the web pages' sessions)
 
     @classmethod
     def build(cls, settings: Settings, clients: AwsClients | None = None) -> Registry:
@@ -52,4 +56,5 @@ class Registry:
         uploads = Uploads(blobs, meta)
         return cls(settings, blobs, meta, uploads, Manifests(blobs, meta, settings.lifecycle), accounts,
                    Authenticator(settings, accounts, signing_key), DirectUploads(blobs, meta, uploads),
-                   Verifier(blobs, meta, uploads, continue_later), EventPublisher.build(aws, settings))
+                   Verifier(blobs, meta, uploads, continue_later), EventPublisher.build(aws, settings), aws,
+                   cache(signing_key))
