@@ -209,14 +209,15 @@ _UNITS = ("kB", "MB", "GB", "TB", "PB")
 
 
 def human_size(size: int) -> str:
-    """Decimal units, as `docker images` prints them."""
+    """Decimal units, as `docker images` prints them: one decimal below 100, none above."""
     if size < 1000:
         return f"{size} B"
     value = float(size)
     for unit in _UNITS:
         value /= 1000
-        if value < 999.95 or unit == _UNITS[-1]:
-            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
+        text = f"{value:.1f}" if value < 99.95 else f"{value:.0f}"
+        if float(text) < 1000 or unit == _UNITS[-1]:
+            return f"{text} {unit}"
     raise AssertionError("unreachable")
 
 
