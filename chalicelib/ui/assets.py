@@ -36,6 +36,7 @@ thead th{background:var(--panel);border-top:0;white-space:nowrap}
 td.num,th.num{text-align:right;white-space:nowrap}
 code,pre,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.9em}
 td code,dd code{overflow-wrap:anywhere}
+td a code,time{white-space:nowrap}
 pre{background:var(--panel);border:1px solid var(--line);border-radius:6px;padding:.5rem .75rem;margin:0;
 white-space:pre-wrap;overflow-wrap:anywhere}
 dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.35rem 1rem;margin:0}

@@ -514,24 +514,22 @@ def confirm_delete(chrome: Chrome, plan: DeletePlan) -> str:
 
 
 def storage(chrome: Chrome, stats: Stats, collection: dict[str, int] | None, grace_hours: float) -> str:
-    def count(n: int, bytes_: int | None = None) -> Markup:
-        text = f"{n:,}"
-        return render("$n ($s)", n=text, s=_size(bytes_)) if bytes_ is not None else escape(text)
+    def table(caption: str, rows: list[tuple[str, int | None, int | None]]) -> Markup:
+        return _table(caption, ("What", "Count", "Bytes"), (
+            _row(what, "" if count is None else f"{count:,}", "" if size is None else _size(size), numeric=(1, 2))
+            for what, count, size in rows), numeric=(1, 2))
 
-    stored = _table("What the registry holds (what berth stats counts)", ("", "Count"), [
-        _row("Repositories", count(stats.repositories)), _row("Tags", count(stats.tags)),
-        _row("Manifests (bodies in S3)", count(stats.manifests, stats.manifest_bytes)),
-        _row("Blobs", count(stats.blobs, stats.blob_bytes)),
-        _row("Uploads in progress", count(stats.uploads, stats.upload_bytes)),
-        _row("Bytes stored", _size(stats.bytes_stored))])
-    reclaimable = _table("What could be freed", ("", "Count"), [
-        _row("Blobs no manifest references", count(stats.unreferenced_blobs, stats.unreferenced_bytes)),
-        _row(f"… of them past the {grace_hours:g} h grace period", count(stats.collectible_blobs,
-                                                                         stats.collectible_bytes)),
-        _row("Abandoned uploads", count(stats.abandoned_uploads, stats.abandoned_bytes)),
-        _row("Bytes reclaimable", _size(stats.bytes_reclaimable))])
-    parts = [render("<h2>Stored</h2>"), stored, render("<h2>Reclaimable</h2>"), reclaimable,
-             render("<h2>What a collection would free</h2>")]
+    parts = [render("<h2>Stored</h2>"), table("What the registry holds (what berth stats counts)", [
+        ("Repositories", stats.repositories, None), ("Tags", stats.tags, None),
+        ("Manifests (bytes: bodies kept in S3)", stats.manifests, stats.manifest_bytes),
+        ("Blobs", stats.blobs, stats.blob_bytes), ("Uploads in progress", stats.uploads, stats.upload_bytes),
+        ("In all", None, stats.bytes_stored)])]
+    parts += [render("<h2>Reclaimable</h2>"), table("What could be freed", [
+        ("Blobs no manifest references", stats.unreferenced_blobs, stats.unreferenced_bytes),
+        (f"… of them past the {grace_hours:g} h grace period", stats.collectible_blobs, stats.collectible_bytes),
+        ("Abandoned uploads", stats.abandoned_uploads, stats.abandoned_bytes),
+        ("In all", None, stats.bytes_reclaimable)])]
+    parts.append(render("<h2>What a collection would free</h2>"))
     if collection is None:
         parts.append(render(
             '<p>A dry run of the collector applies the retention rules and the grace period, reading everything '
@@ -540,12 +538,12 @@ def storage(chrome: Chrome, stats: Stats, collection: dict[str, int] | None, gra
             '<button type="submit">Work out what a collection would free</button></form>',
             action=url(HOME + "storage")))
     else:
-        parts.append(_table("A dry run of the collection, now", ("", "Count"), [
-            _row("Tags expired by retention rules", count(collection["tags"])),
-            _row("Manifests removed by retention rules", count(collection["manifests"])),
-            _row("Blobs removed", count(collection["blobs"], collection["bytes"])),
-            _row("Abandoned uploads purged", count(stats.abandoned_uploads, stats.abandoned_bytes)),
-            _row("Bytes freed", _size(collection["bytes"] + stats.abandoned_bytes))]))
+        parts.append(table("A dry run of the collection, now", [
+            ("Tags expired by retention rules", collection["tags"], None),
+            ("Manifests removed by retention rules", collection["manifests"], None),
+            ("Blobs removed", collection["blobs"], collection["bytes"]),
+            ("Abandoned uploads purged", stats.abandoned_uploads, stats.abandoned_bytes),
+            ("In all", None, collection["bytes"] + stats.abandoned_bytes)]))
     return layout(chrome, "Storage", join(parts), [("Repositories", HOME), ("Storage", None)])
 
 

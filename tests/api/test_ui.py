@@ -478,11 +478,11 @@ def test_storage_totals_and_a_dry_run_for_those_who_see_everything(own: Own, mon
     own.use(monkeypatch, auth_mode="token", lifecycle=Lifecycle(gc_grace_hours=0.5))
     own.visitor.log_in("admin")
     page = text(own.visitor.get("/ui/storage"))
-    assert "<td>Repositories</td><td>3</td>" in page and "<td>Tags</td><td>4</td>" in page
-    assert 'Blobs no manifest references</td><td>1 (<span title="1,234 bytes">' in page
+    assert '<td>Repositories</td><td class="num">3</td>' in page and '<td>Tags</td><td class="num">4</td>' in page
+    assert 'Blobs no manifest references</td><td class="num">1</td><td class="num"><span title="1,234 bytes">' in page
     assert "Work out what a collection would free" in page
     dry = text(own.visitor.get("/ui/storage?collect=1"))
-    assert '<td>Blobs removed</td><td>1 (<span title="1,234 bytes">' in dry
+    assert '<td>Blobs removed</td><td class="num">1</td><td class="num"><span title="1,234 bytes">' in dry
     assert own.v2.head(f"/v2/team/app/blobs/{loose.digest}").status == 200  # a dry run changes nothing
 
 
