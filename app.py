@@ -15,8 +15,7 @@ from chalicelib.lifecycle.jobs import Housekeeping, time_left
 from chalicelib.registry import Registry
 from chalicelib.settings import Settings
 from chalicelib.telemetry import Telemetry
-from chalicelib.ui import dispatch as web
-from chalicelib.ui.routes import METHODS as PAGE_METHODS
+from chalicelib.ui import METHODS as PAGE_METHODS
 from chalicelib.uploads.verify import uploads_in
 
 app = Chalice(app_name="berth")
@@ -73,7 +72,9 @@ def registry_api() -> object:
 @app.route("/ui", methods=PAGE_METHODS, content_types=["*/*"])
 @app.route("/ui/{proxy+}", methods=PAGE_METHODS, content_types=["*/*"])
 def web_pages() -> object:
-    return web.handle(_request(), registry)
+    from chalicelib.ui import dispatch  # on the first page: registry requests never load the pages
+
+    return dispatch.handle(_request(), registry)
 
 
 # Storage lifecycle (docs/lifecycle.md): each is a Lambda of its own, with its own clients.

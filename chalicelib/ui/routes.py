@@ -48,8 +48,6 @@ PAGES: tuple[Page, ...] = (
     Page("GET",  rf"/ui/r/{NAME}",                          views.repository),
 )
 LOGOUT = "/ui/logout"
-# What API Gateway must pass to the function for these pages.
-METHODS = ["GET", "HEAD", "POST"]
 
 
 def find_page(method: str, path: str) -> tuple[Page | None, dict[str, str], list[str]]:
