@@ -51,9 +51,12 @@ class Context:
     @cached_property
     def form(self) -> dict[str, str]:
         if len(self.req.body) > MAX_FORM_BYTES:
-            raise PageError(413, "Form too large", "That is not a form these pages send.")
-        fields = parse_qs(self.req.body.decode("utf-8", errors="replace"), keep_blank_values=True,
-                          max_num_fields=16)
+            raise PageError(413, "Not a form of these pages", "Nothing was changed.")
+        try:
+            fields = parse_qs(self.req.body.decode("utf-8", errors="replace"), keep_blank_values=True,
+                              max_num_fields=16)
+        except ValueError:  # more fields than any of ours
+            raise PageError(400, "Not a form of these pages", "Nothing was changed.") from None
         return {name: values[0] for name, values in fields.items()}
 
     @property

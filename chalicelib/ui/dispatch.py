@@ -108,7 +108,7 @@ def _unknown_visitor(req: RegistryRequest) -> Response:
         if req.path == LOGOUT:
             return redirect(pages.HOME + "login")
         raise PageError(403, "Not done: your session has ended", "Log in again, then try once more.")
-    target = req.path + (f"?{urlencode({k: v[0] for k, v in req.query.items()})}" if req.query else "")
+    target = pages.url(req.path) + (f"?{urlencode({k: v[0] for k, v in req.query.items()})}" if req.query else "")
     if req.header("sec-fetch-site") == "cross-site":
         # Arriving from another site the browser held the SameSite=Strict session back: load
         # the page again from here, which sends it, rather than ask for a login.

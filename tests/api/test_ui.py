@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -23,6 +23,7 @@ from chalicelib.ui.assets import CSS, JS
 from chalicelib.ui.context import HTML
 from chalicelib.ui.dispatch import MAX_ANSWER_BYTES
 from tests.api.oci_fixtures import Manifest, image_manifest, push_blob, push_manifest, random_blob
+from tests.api.test_events import Sink
 from tests.api.ui_support import (
     PASSWORD,
     Content,
@@ -369,6 +370,16 @@ def test_arriving_from_another_site_reloads_from_this_one(signed_in: Visitor) ->
     bounce = signed_in.get("/ui/r/team/app?untagged=1", headers={"Sec-Fetch-Site": "cross-site"})
     assert bounce.status == 200
     assert '<meta http-equiv="refresh" content="0; url=/ui/r/team/app?untagged=1">' in text(bounce)
+    crafted = signed_in.get("/ui/r/x%3Burl='%2F%2Fevil'", headers={"Sec-Fetch-Site": "cross-site"})
+    assert 'url=/ui/r/x%3Burl%3D%27//evil%27">' in text(crafted)  # a path of ours, whatever it holds
+
+
+def test_a_form_that_is_not_ours_changes_nothing(signed_in: Visitor) -> None:
+    token = csrf_of(signed_in.get("/ui/login"))
+    crowded = {"csrf": token, **{f"f{i}": "x" for i in range(20)}}
+    assert signed_in.post("/ui/login", crowded).status == 400
+    assert signed_in.post("/ui/login", {"csrf": token, "pad": "x" * 20_000}).status == 413
+    assert "berth_session" not in signed_in.cookies
 
 
 # ---- who sees what -------------------------------------------------------------------------
@@ -465,6 +476,20 @@ def test_the_delete_switch_holds_here_too(own: Own, monkeypatch: pytest.MonkeyPa
     token = csrf_of(own.visitor.get("/ui/"))
     assert own.visitor.post("/ui/delete", {"csrf": token, "repo": "team/app", "ref": "multi"}).status == 403
     assert own.v2.head("/v2/team/app/manifests/multi").status == 200
+
+
+def test_a_delete_here_is_an_event_like_one_through_the_api(own: Own, aws: Any,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    sink = Sink(aws)
+    settings = replace(own.registry.settings, auth_mode="token", event_bus=sink.bus)
+    monkeypatch.setattr("app.registry", Registry.build(settings, aws))
+    own.visitor.log_in("deleter")
+    token = csrf_of(own.visitor.get("/ui/"))
+    assert own.visitor.post("/ui/delete", {"csrf": token, "repo": "team/app", "ref": "1.0"}).status == 303
+    (event,) = sink.received()
+    assert event["detail-type"] == "Tag Deleted"
+    assert {k: event["detail"][k] for k in ("repository", "tag", "actor", "action")} == {
+        "repository": "team/app", "tag": "1.0", "actor": "deleter", "action": "delete"}
 
 
 # ---- storage -------------------------------------------------------------------------------
