@@ -291,6 +291,13 @@ def test_login_sets_a_strict_http_only_session(signed_in: Visitor) -> None:
     assert page.status == 200 and "Signed in as <strong>admin</strong>" in text(page)
 
 
+def test_basic_mode_logs_in_the_same_way(own: Own, monkeypatch: pytest.MonkeyPatch) -> None:
+    own.use(monkeypatch, auth_mode="basic")
+    assert own.visitor.get("/ui/").status == 303
+    assert own.visitor.log_in("reader").status == 303
+    assert names_listed(text(own.visitor.get("/ui/"))) == ["team/app", "team/tools"]
+
+
 def test_over_https_the_cookies_are_secure(signed_in: Visitor) -> None:
     https = {"X-Forwarded-Proto": "https"}
     form = signed_in.get("/ui/login", headers=https)
