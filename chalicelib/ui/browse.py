@@ -103,6 +103,7 @@ class RepositoryPage:
     tag_total: int
     untagged: list[UntaggedRow] = field(default_factory=list)
     untagged_total: int = 0
+    references: frozenset[str] = frozenset()  # every tag and digest it holds
 
 
 @dataclass
@@ -172,7 +173,8 @@ class Browser:
             untagged = sorted((d for d in contents.manifests if d not in tagged),
                               key=lambda d: (-(contents.manifests[d].created or 0), d))
         summaries.read_platforms([t.digest for t in shown] + untagged[:UNTAGGED_SHOWN])
-        page = RepositoryPage(name, [TagRow(t.name, t.pushed, summaries.of(t.digest)) for t in shown], len(tags))
+        page = RepositoryPage(name, [TagRow(t.name, t.pushed, summaries.of(t.digest)) for t in shown], len(tags),
+                              references=frozenset([*(t.name for t in contents.tags), *contents.manifests]))
         if with_untagged:
             parents = _parents(summaries)
             subjects = {r.digest: r.subject for r in contents.referrers}

@@ -87,7 +87,7 @@ def repository(ctx: Context) -> Response:
         raise not_found()
     deleted = _reference(ctx.arg("deleted"))
     notice = None
-    if deleted:
+    if deleted and deleted not in found.references:  # a link cannot claim a delete that did not happen
         notice = f"Deleted {name}{'@' if looks_like_digest(deleted) else ':'}{deleted}."
     policy = ctx.registry.settings.lifecycle.policy_for(name)
     return page(pages.repository(ctx.chrome, found, start, TAGS_PER_PAGE, with_untagged,

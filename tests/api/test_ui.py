@@ -428,6 +428,7 @@ def test_delete_a_tag_after_confirming(own: Own) -> None:
     done = own.visitor.post("/ui/delete", {"csrf": csrf_of(confirm), "repo": "team/app", "ref": "1.0"})
     assert done.status == 303 and done.header("Location") == "/ui/r/team/app?deleted=1.0"
     assert "Deleted team/app:1.0." in text(own.visitor.get(done.header("Location") or ""))
+    assert "Deleted" not in text(own.visitor.get("/ui/r/team/app?deleted=multi"))  # still there: no such news
     assert own.v2.head("/v2/team/app/manifests/1.0").status == 404
     assert own.v2.head(f"/v2/team/app/manifests/{own.content.image.digest}").status == 200  # the manifest stays
 
