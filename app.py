@@ -74,7 +74,7 @@ def registry_api() -> object:
 def web_pages() -> object:
     from chalicelib.ui import dispatch  # on the first page: registry requests never load the pages
 
-    return dispatch.handle(_request(), registry)
+    return dispatch.handle(_request(), registry, telemetry)
 
 
 # Storage lifecycle (docs/lifecycle.md): each is a Lambda of its own, with its own clients.

@@ -3,7 +3,7 @@ views give (pages, redirects, refusals)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from urllib.parse import parse_qs
 
@@ -43,7 +43,11 @@ class Context:
     registry: Registry
     visitor: Visitor
     now: float
-    params: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def params(self) -> dict[str, str]:
+        """From the page's path pattern."""
+        return self.req.params
 
     def arg(self, name: str) -> str:
         return self.req.arg(name) or ""
@@ -63,6 +67,11 @@ class Context:
     def base(self) -> str:
         """Where clients reach the registry: configured, else as this request did."""
         return realm_base(self.req, self.registry.settings.public_url)
+
+    @property
+    def host(self) -> str:
+        """The registry's host (and port), as pull commands name it."""
+        return self.base.split("://", 1)[-1]
 
     @property
     def secure(self) -> bool:

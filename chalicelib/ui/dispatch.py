@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from chalice import Response
@@ -15,6 +16,7 @@ from chalicelib.api.dispatch import realm_base
 from chalicelib.api.request import RegistryRequest
 from chalicelib.auth.authenticator import Principal
 from chalicelib.registry import Registry
+from chalicelib.telemetry import RequestRecord, Telemetry
 from chalicelib.ui import pages
 from chalicelib.ui.context import HTML, Context, PageError, page, redirect
 from chalicelib.ui.routes import LOGOUT, find_page
@@ -45,35 +47,56 @@ SECURITY_HEADERS = {
 }
 
 
-def handle(req: RegistryRequest, registry: Registry) -> Response:
-    now = time.time()
-    cookies: list[str] = []
+@dataclass
+class _Seen:
+    """What the answer found out, for the log line and the cookies."""
+
+    operation: str = "ui"
+    principal: str = ""
+    cookies: list[str] = field(default_factory=list)
+
+
+def handle(req: RegistryRequest, registry: Registry, telemetry: Telemetry | None = None) -> Response:
+    """The page's answer; with `telemetry`, one log line and the request metric, as registry
+    requests leave (never the form, which may hold a password)."""
+    seen = _Seen()
     try:
-        if req.path == "/ui":  # the cookies' path is /ui/
-            return _finish(redirect(pages.HOME), cookies, req)
-        found, params, allowed = find_page(req.method, req.path)
-        if found is None:
-            if allowed:
-                raise PageError(405, "Not allowed", f"This page answers {' and '.join(allowed)} only.")
-            raise PageError(404, "Not found", "There is no such page.")
-        if found.static:
-            return _finish(found.view(Context(req, registry, everyone(""), now, params)), [], req)
-        secure = realm_base(req, registry.settings.public_url).startswith("https://")
-        visitor = _visitor(req, registry, now, secure)
-        cookies = visitor.cookies
-        if visitor.session is None and registry.settings.auth_mode != "none" and not found.public:
-            return _finish(_unknown_visitor(req), cookies, req)
-        context = Context(req, registry, visitor, now, params)
-        if req.method == "POST":
-            _check_origin(context)
-        response = found.view(context)
+        response = _answer(req, registry, time.time(), seen)
     except PageError as refused:
         response = page(pages.error(None, refused.title, refused.detail), refused.status)
     except Exception:
         log.exception("the page %s %s failed", req.method, req.path[:300])
         response = page(pages.error(None, "Something went wrong", "The registry could not show this page. "
                                                                   "Try again; if it persists, see the logs."), 500)
-    return _finish(response, cookies, req)
+    response = _finish(response, seen.cookies, req)
+    if telemetry is not None:
+        telemetry.record(RequestRecord(
+            request_id=req.request_id, method=req.method, operation=seen.operation,
+            repository=req.params.get("name") or None, status=response.status_code, error_code=None,
+            principal=seen.principal, bytes_in=0))
+    return response
+
+
+def _answer(req: RegistryRequest, registry: Registry, now: float, seen: _Seen) -> Response:
+    if req.path == "/ui":  # the cookies' path is /ui/
+        return redirect(pages.HOME)
+    found, req.params, allowed = find_page(req.method, req.path)
+    if found is None:
+        if allowed:
+            raise PageError(405, "Not allowed", f"This page answers {' and '.join(allowed)} only.")
+        raise PageError(404, "Not found", "There is no such page.")
+    seen.operation = f"ui.{found.view.__name__}"
+    if found.static:
+        return found.view(Context(req, registry, everyone(""), now))
+    secure = realm_base(req, registry.settings.public_url).startswith("https://")
+    visitor = _visitor(req, registry, now, secure)
+    seen.cookies, seen.principal = visitor.cookies, visitor.name
+    if visitor.session is None and registry.settings.auth_mode != "none" and not found.public:
+        return _unknown_visitor(req)
+    context = Context(req, registry, visitor, now)
+    if req.method == "POST":
+        _check_origin(context)
+    return found.view(context)
 
 
 def _visitor(req: RegistryRequest, registry: Registry, now: float, secure: bool) -> Visitor:

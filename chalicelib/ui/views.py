@@ -59,8 +59,8 @@ def _reference(text: str) -> str | None:
     return text if valid_tag(text) else None
 
 
-def _number(text: str, limit: int) -> int:
-    return min(int(text), limit) if text.isascii() and text.isdigit() and len(text) <= 9 else 0
+def _offset(text: str) -> int:
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else 0
 
 
 # ---- repositories --------------------------------------------------------------------------
@@ -74,13 +74,13 @@ def repositories(ctx: Context) -> Response:
         after = ""
     names, more = ctx.browser.repository_names(ctx.visitor.may_pull, search, after or None, REPOSITORIES_PER_PAGE)
     summaries = ctx.browser.summaries(names)
-    host = ctx.base.split("://", 1)[-1]
-    return page(pages.repositories(ctx.chrome, summaries, search, after or None, names[-1] if more else None, host))
+    return page(pages.repositories(ctx.chrome, summaries, search, after or None, names[-1] if more else None,
+                                   ctx.host))
 
 
 def repository(ctx: Context) -> Response:
     name = visible(ctx, ctx.params["name"])
-    start = _number(ctx.arg("start"), 10**9)
+    start = _offset(ctx.arg("start"))
     with_untagged = ctx.arg("untagged") == "1"
     found = ctx.browser.repository(name, start, TAGS_PER_PAGE, with_untagged)
     if found is None:
@@ -101,8 +101,7 @@ def manifest(ctx: Context) -> Response:
     if found is None:
         raise not_found()
     immutable = _immutable_tags(ctx, found)
-    host = ctx.base.split("://", 1)[-1]
-    commands = pages.pull_commands(host, not ctx.secure, name, found.tag or found.record.digest)
+    commands = pages.pull_commands(ctx.host, not ctx.secure, name, found.tag or found.record.digest)
     return page(pages.manifest(ctx.chrome, found, commands, _actions(ctx, found, immutable), immutable))
 
 

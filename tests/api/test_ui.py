@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -19,6 +20,7 @@ from chalicelib.registry import Registry
 from chalicelib.storage.accounts import TokenRecord
 from chalicelib.storage.dynamo import blob_pk
 from chalicelib.storage.table import to_item
+from chalicelib.telemetry import Telemetry
 from chalicelib.ui.assets import CSS, JS
 from chalicelib.ui.context import HTML
 from chalicelib.ui.dispatch import MAX_ANSWER_BYTES
@@ -250,6 +252,26 @@ def test_an_answer_over_the_limit_is_a_page_saying_so() -> None:
     req = RegistryRequest("GET", "/ui/r/x", {}, {}, b"")
     answer = _finish(Response(body="é" * (MAX_ANSWER_BYTES // 6 + 1), headers={"Content-Type": HTML}), [], req)
     assert answer.status_code == 500 and "Too large to show" in answer.body
+
+
+def test_every_page_leaves_a_log_line_and_never_the_password(own: Own, monkeypatch: pytest.MonkeyPatch,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    import app as app_module
+
+    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "INFO")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", f"berth-test-{uuid.uuid4().hex}")  # a fresh logger at INFO
+    telemetry = Telemetry()
+    monkeypatch.setattr(app_module, "telemetry", telemetry)
+    with caplog.at_level("INFO"):
+        own.visitor.log_in("reader")
+        own.visitor.get("/ui/r/team/app")
+        own.visitor.get("/ui/r/other/secret")
+    logs = [r.__dict__ for r in caplog.records if r.name == telemetry.logger.name and r.getMessage() == "request"]
+    assert [(r["operation"], r["status"], r.get("principal")) for r in logs] == [
+        ("ui.login_form", 200, None), ("ui.login", 303, None), ("ui.repository", 200, "reader"),
+        ("ui.repository", 404, "reader")]
+    assert logs[2]["repository"] == "team/app"
+    assert PASSWORD not in caplog.text
 
 
 # ---- auth off ------------------------------------------------------------------------------
