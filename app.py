@@ -1,5 +1,6 @@
 """Berth's Lambda entry point: wiring only. Every `/v2/` and `/token` request goes to one
-dispatcher; with auth on, an authorizer stands in front of `/v2` (chalicelib/api/authorizer.py)."""
+dispatcher; with auth on, an authorizer stands in front of `/v2` (chalicelib/api/authorizer.py).
+The web pages under `/ui/` have a dispatcher of their own (chalicelib/ui/)."""
 
 from typing import Any
 
@@ -14,6 +15,7 @@ from chalicelib.lifecycle.jobs import Housekeeping, time_left
 from chalicelib.registry import Registry
 from chalicelib.settings import Settings
 from chalicelib.telemetry import Telemetry
+from chalicelib.ui import METHODS as PAGE_METHODS
 from chalicelib.uploads.verify import uploads_in
 
 app = Chalice(app_name="berth")
@@ -33,12 +35,16 @@ def credentials(auth_request: AuthRequest) -> dict[str, Any]:
     return authorizer.policy(registry.auth, auth_request.token, auth_request.method_arn)
 
 
-def _dispatch() -> object:
+def _request() -> RegistryRequest:
     request = app.current_request
     assert request is not None
     body = request.raw_body
     raw = body.encode("utf-8") if isinstance(body, str) else body
-    return handle(RegistryRequest.from_event(request.to_original_event(), raw), registry, telemetry)
+    return RegistryRequest.from_event(request.to_original_event(), raw)
+
+
+def _dispatch() -> object:
+    return handle(_request(), registry, telemetry)
 
 
 @app.middleware("http")
@@ -61,6 +67,16 @@ def token() -> object:
 @app.route("/v2/{proxy+}", methods=METHODS, content_types=["*/*"], authorizer=_guard)
 def registry_api() -> object:
     return _dispatch()
+
+
+# Never behind the authorizer: the pages log people in themselves (a session cookie), and a
+# browser must get the login form, not a registry's challenge.
+@app.route("/ui", methods=PAGE_METHODS, content_types=["*/*"])
+@app.route("/ui/{proxy+}", methods=PAGE_METHODS, content_types=["*/*"])
+def web_pages() -> object:
+    from chalicelib.ui import dispatch  # on the first page: registry requests never load the pages
+
+    return dispatch.handle(_request(), registry, telemetry)
 
 
 # Storage lifecycle (docs/lifecycle.md): each is a Lambda of its own, with its own clients.

@@ -37,6 +37,7 @@ class Registry:
     verifier: Verifier
     signing_keys: SigningKeys
     events: EventPublisher | None = None  # registry events on EventBridge, when BERTH_EVENT_BUS is set
+    clients: AwsClients | None = None  # for services built on demand (the web pages' stores)
 
     @classmethod
     def build(cls, settings: Settings, clients: AwsClients | None = None) -> Registry:
@@ -58,4 +59,4 @@ class Registry:
         auth = Authenticator(settings, accounts, CachedRing(keys.load), FailureCounters(aws, settings.table), keyless)
         return cls(settings, blobs, meta, uploads, Manifests(blobs, meta, settings.lifecycle), accounts,
                    auth, DirectUploads(blobs, meta, uploads),
-                   Verifier(blobs, meta, uploads, continue_later), keys, EventPublisher.build(aws, settings))
+                   Verifier(blobs, meta, uploads, continue_later), keys, EventPublisher.build(aws, settings), aws)

@@ -37,12 +37,17 @@ def aws() -> Iterator[AwsClients]:
         yield AwsClients(REGION)
 
 
-@pytest.fixture
-def registry(aws: AwsClients) -> Registry:
+def new_registry(aws: AwsClients) -> Registry:
+    """A registry on a bucket and table of its own."""
     name = f"berth-{uuid.uuid4().hex[:16]}"
     settings = Settings(bucket=name, table=name, region=REGION, presign_seconds=300)
     provision(aws.s3, aws.dynamodb, settings.bucket, settings.table)
     return Registry.build(settings, aws)
+
+
+@pytest.fixture
+def registry(aws: AwsClients) -> Registry:
+    return new_registry(aws)
 
 
 @pytest.fixture

@@ -57,7 +57,8 @@ def policies(grants: Grants) -> dict[str, dict[str, Any]]:
     read_secret = _allow("SigningKey", ["secretsmanager:GetSecretValue"], [grants.secret_arn])
     missing_is_404 = _allow("MissingKeysAre404", ["s3:ListBucket"], [grants.bucket_arn])
     api = [
-        _allow("Table", ITEM_READS + ITEM_WRITES, [grants.table_arn]),
+        # Scan: the web pages' storage totals (docs/ui.md), for those who may pull everything.
+        _allow("Table", ITEM_READS + ITEM_WRITES + ["dynamodb:Scan"], [grants.table_arn]),
         _allow("Objects", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
                            "s3:ListMultipartUploadParts"], every_prefix),
         missing_is_404,

@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
           f"  push: skopeo copy --dest-tls-verify=false oci:DIR:TAG docker://{registry}/team/app:1\n"
           f"        podman push --tls-verify=false IMAGE {registry}/team/app:1\n"
           f"  pull: skopeo copy --src-tls-verify=false docker://{registry}/team/app:1 oci:OUT:1\n"
+          f"  web:  http://{registry}/ui/\n"
           f"Ctrl-C stops it.", flush=True)
     try:
         server.serve_forever()

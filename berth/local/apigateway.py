@@ -56,6 +56,10 @@ def resource_for(path: str) -> tuple[str, dict[str, str] | None] | None:
         return "/v2", None
     if path.startswith("/v2/"):
         return "/v2/{proxy+}", {"proxy": path[len("/v2/"):]}
+    if path == "/ui":  # the web pages: routed alike, never behind the authorizer (app.py)
+        return "/ui", None
+    if path.startswith("/ui/"):
+        return "/ui/{proxy+}", {"proxy": path[len("/ui/"):]}
     return None
 
 

@@ -79,11 +79,13 @@ class Table:
         item = self._db.get_item(TableName=self.table, Key=to_item({"pk": pk, "sk": sk})).get("Item")
         return from_item(item) if item else None
 
-    def _query(self, pk: str, prefix: str, exclusive_start: str | None = None, limit: int | None = None,
+    def _query(self, pk: str, prefix: str | None, exclusive_start: str | None = None, limit: int | None = None,
                projection: str | None = None) -> Iterator[dict[str, Any]]:
+        """The partition's items whose sort key starts with `prefix` (None: all of them; a key
+        condition cannot compare with an empty string)."""
         kwargs: dict[str, Any] = {
             "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "KeyConditionExpression": "pk = :pk" if prefix is None else "pk = :pk AND begins_with(sk, :prefix)",
             "ExpressionAttributeValues": to_item({":pk": pk, ":prefix": prefix}),
         }
         if projection:

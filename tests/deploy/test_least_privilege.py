@@ -44,6 +44,7 @@ from chalicelib.storage.clients import AwsClients
 from chalicelib.storage.dynamo import tag_sk
 from chalicelib.storage.table import to_item
 from chalicelib.uploads.parts import MIN_PART
+from tests.api.ui_support import Visitor
 from tests.conftest import ApiClient
 from tests.deploy.conftest import Packaged
 from tests.helpers import MiB, digest_of, load_app, manifest_body
@@ -261,6 +262,12 @@ def run_the_api(stage: Stage) -> None:
     assert api.get(f"/v2/team/app/blobs/{layer}", headers=auth).status == 307
     for listing in ("/v2/team/app/tags/list", "/v2/_catalog", f"/v2/team/app/referrers/{small}"):
         assert api.get(listing, headers=auth).status == 200, listing
+    # The web pages, as the admin sees them: every page, the storage totals and a dry run (a Scan).
+    pages = Visitor(api)
+    assert pages.log_in("admin", PASSWORD).status == 303
+    for page in ("/ui/", "/ui/r/team/app?untagged=1", "/ui/r/team/app:1", "/ui/r/team/app:2", "/ui/r/team/app:multi",
+                 "/ui/storage?collect=1"):
+        assert pages.get(page).status == 200, page
     assert api.delete("/v2/team/app/manifests/multi", headers=auth).status == 202
     assert api.delete(f"/v2/team/app/manifests/{large}", headers=auth).status == 202
     assert api.delete(f"/v2/team/copy/blobs/{layer}", headers=auth).status == 202

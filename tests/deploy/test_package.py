@@ -1,5 +1,6 @@
-"""The API in the packaged template: one greedy route, every body binary, the auth challenge
-path exactly when auth is on, and the custom domain mapped at the root."""
+"""The API in the packaged template: one greedy route (and one for the web pages, never behind
+the authorizer), every body binary, the auth challenge path exactly when auth is on, and the
+custom domain mapped at the root."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def test_token_mode_template_has_the_challenge_path(packaged: Packaged) -> None:
     for path in ("/v2", "/v2/{proxy+}"):
         for method, operation in paths[path].items():
             assert operation["security"] == [{"credentials": []}], (path, method)
-    assert all("security" not in op for op in paths["/token"].values())
+    for path in ("/token", "/ui", "/ui/{proxy+}"):  # the pages log people in themselves
+        assert all("security" not in op for op in paths[path].values()), path
     responses = body["x-amazon-apigateway-gateway-responses"]
     challenge = "'Bearer realm=\"https://registry.example.com/token\",service=\"berth\"'"
     final = challenge[:-1] + ",error=\"insufficient_scope\"'"  # docker and containerd then stop at once
@@ -49,8 +51,9 @@ def test_cloudformation_gets_the_challenge_inside_the_api(translated: dict[str, 
 
 def test_one_greedy_route_and_every_body_binary(packaged: Packaged) -> None:
     body = packaged.resources["RestAPI"]["Properties"]["DefinitionBody"]
-    assert set(body["paths"]) == {"/v2", "/v2/{proxy+}", "/token"}
+    assert set(body["paths"]) == {"/v2", "/v2/{proxy+}", "/token", "/ui", "/ui/{proxy+}"}
     assert {"get", "head", "put", "post", "patch", "delete"} <= set(body["paths"]["/v2/{proxy+}"])
+    assert set(body["paths"]["/ui/{proxy+}"]) == {"get", "head", "post"}
     assert body["x-amazon-apigateway-binary-media-types"] == ["*/*"]
 
 

@@ -56,14 +56,15 @@ class Layout:
         (self.root / "blobs" / "sha256" / digest.removeprefix("sha256:")).write_bytes(data)
         return {"mediaType": media_type, "digest": digest, "size": len(data)}
 
-    def image(self, layer_sizes: list[int], arch: str = "amd64") -> Descriptor:
+    def image(self, layer_sizes: list[int], arch: str = "amd64", **config_fields: Any) -> Descriptor:
+        """An image of random layers; `config_fields` go into its config (`config`, `history`...)."""
         layers, diff_ids = [], []
         for size in layer_sizes:
             blob, diff_id = layer(size)
             layers.append(self.add_blob(blob, OCI_LAYER))
             diff_ids.append(diff_id)
         config = {"architecture": arch, "os": "linux", "config": {"Cmd": ["/bin/true"]},
-                  "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+                  "rootfs": {"type": "layers", "diff_ids": diff_ids}, **config_fields}
         manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                     "config": self.add_blob(json.dumps(config).encode(), OCI_CONFIG), "layers": layers}
         descriptor = self.add_blob(json.dumps(manifest).encode(), OCI_MANIFEST)
