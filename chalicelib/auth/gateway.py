@@ -105,7 +105,10 @@ def gateway_answers(settings: Settings, realm_base: str) -> dict[str, GatewayAns
     client holding a token for other repositories fetches one for this."""
     if settings.auth_mode == "token":
         header = challenge.bearer(f"{realm_base}/token", settings.service)
-        denied = GatewayAnswer(401, {"WWW-Authenticate": header}, _error("UNAUTHORIZED", "authentication required"))
+        # insufficient_scope makes docker and ctr take the refusal as final (docker: "denied:
+        # requested access to the resource is denied" at once, not ~50 s of retries).
+        refused = challenge.bearer(f"{realm_base}/token", settings.service, error="insufficient_scope")
+        denied = GatewayAnswer(401, {"WWW-Authenticate": refused}, _error("UNAUTHORIZED", "authentication required"))
     else:
         header = challenge.basic(settings.service)
         denied = GatewayAnswer(403, {}, _error("DENIED", "requested access to the resource is denied"))

@@ -28,9 +28,10 @@ def test_token_mode_template_has_the_challenge_path(packaged: Packaged) -> None:
     assert all("security" not in op for op in paths["/token"].values())
     responses = body["x-amazon-apigateway-gateway-responses"]
     challenge = "'Bearer realm=\"https://registry.example.com/token\",service=\"berth\"'"
-    for kind in ("UNAUTHORIZED", "ACCESS_DENIED"):
+    refused = challenge[:-1] + ",error=\"insufficient_scope\"'"
+    for kind, header in (("UNAUTHORIZED", challenge), ("ACCESS_DENIED", refused)):
         assert responses[kind]["statusCode"] == "401"
-        assert responses[kind]["responseParameters"]["gatewayresponse.header.WWW-Authenticate"] == challenge
+        assert responses[kind]["responseParameters"]["gatewayresponse.header.WWW-Authenticate"] == header
         assert json.loads(responses[kind]["responseTemplates"]["application/json"])["errors"][0]["code"]
     # Inside the definition only: resources beside it would be dropped by its next re-import.
     assert not packaged.of_type("AWS::ApiGateway::GatewayResponse")
