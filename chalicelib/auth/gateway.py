@@ -95,8 +95,8 @@ class GatewayAnswer:
         return json.dumps(self.body)
 
 
-def _error(code: str, message: str) -> dict[str, Any]:
-    return {"errors": [{"code": code, "message": message}]}
+def _error(code: str, message: str, detail: str | None = None) -> dict[str, Any]:
+    return {"errors": [{"code": code, "message": message, **({"detail": detail} if detail else {})}]}
 
 
 def gateway_answers(settings: Settings, realm_base: str) -> dict[str, GatewayAnswer]:
@@ -111,7 +111,10 @@ def gateway_answers(settings: Settings, realm_base: str) -> dict[str, GatewayAns
         denied = GatewayAnswer(401, {"WWW-Authenticate": refused}, _error("UNAUTHORIZED", "authentication required"))
     else:
         header = challenge.basic(settings.service)
-        denied = GatewayAnswer(403, {}, _error("DENIED", "requested access to the resource is denied"))
+        # With a detail, docker keeps the error whole and takes DENIED as final; a bare code and
+        # its default message it reads as a plain code, which it retries for ~50 s.
+        denied = GatewayAnswer(403, {}, _error("DENIED", "requested access to the resource is denied",
+                                               "these credentials may not do this"))
     return {
         "UNAUTHORIZED": GatewayAnswer(401, {"WWW-Authenticate": header},
                                       _error("UNAUTHORIZED", "authentication required")),
