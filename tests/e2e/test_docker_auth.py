@@ -53,6 +53,7 @@ def seeded(docker: Docker, secured: Secured, tmp_path: Path, name: str) -> str:
     return image_id
 
 
+@pytest.mark.parametrize("secured", ["token"], indirect=True)  # the flow docker users know; Basic: refusals
 def test_docker_logs_in_pushes_and_pulls(docker: Docker, secured: Secured, tmp_path: Path) -> None:
     ref = f"{secured.address}/team/app:1"
     image_id = load(docker, tmp_path, ref, [layer(3_000), layer(100_000)])
