@@ -60,9 +60,12 @@ def pull_afresh(docker: Docker, ref: str) -> dict[str, Any]:
 
 
 def timed(run: Any, *args: str) -> tuple[Any, float]:
+    """What `run(*args)` returned, and how long it took (printed: `pytest -s` shows the figures)."""
     started = time.monotonic()
     result = run(*args)
-    return result, time.monotonic() - started
+    elapsed = time.monotonic() - started
+    print(f"\n{os.environ.get('PYTEST_CURRENT_TEST', '').split(' ')[0]}: gave up after {elapsed:.2f} s")
+    return result, elapsed
 
 
 def test_docker_pushes_and_pulls_back_three_layers_digest_for_digest(
