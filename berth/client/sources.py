@@ -4,6 +4,7 @@ in a registry), or into a `SavedImage`: an image in a local engine, pushed as it
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Protocol
 
@@ -19,6 +20,8 @@ from berth.client.registry import RegistryClient
 from berth.client.remote import RegistrySource
 from berth.client.saved import SavedImage
 from berth.client.tarfiles import TarFiles
+
+_ENGINE_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,511}\Z")
 
 
 class Source(Protocol):
@@ -79,7 +82,9 @@ def open_source(text: str, *, credentials: Credentials | None = None, plain_http
 
 
 def _engine_image(text: str) -> str:
+    """The image an engine source names: a reference or an ID, nothing an engine could read as
+    a path or an option."""
     name = text.partition(":")[2]
-    if not name or name.startswith(("-", "[")):
-        raise ClientError(f"{text!r}: name an image, as IMAGE[:TAG] or its ID (no storage options)")
+    if not _ENGINE_IMAGE.match(name) or {".", ".."} & set(name.split("/")):
+        raise ClientError(f"{text!r}: name an image, as IMAGE[:TAG] or its ID")
     return name
