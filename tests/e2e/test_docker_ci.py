@@ -1,7 +1,7 @@
-"""Every CI recipe in docs/ci.md, run as written against dockerd and the local mode in token mode:
-a `docker build` of an image with a layer over the 4,456,448-byte limit, pushed with `berth push
-docker-daemon:` or through `berth relay` with an unchanged `docker push`, lands in the registry
-whole.
+"""Every CI recipe in docs/ci.md's "Images of any size", run as written against dockerd and the
+local mode in token mode: a `docker build` of an image with a layer over the 4,456,448-byte
+limit, pushed with `berth push docker-daemon:` or through `berth relay` with an unchanged
+`docker push`, lands in the registry whole.
 
 The recipes are read from the document itself, so what is tested is what users copy. Each runs
 its own commands: a GitHub Actions job's `run` steps (each in a fresh `bash -e`, with the job's
@@ -37,15 +37,17 @@ from tests.local import REPO, LocalServer, free_port, local_server
 pytestmark = pytest.mark.e2e
 
 DOC = REPO / "docs" / "ci.md"
+SECTION = "## Images of any size"
 BIG = 6 * 1024 * 1024  # over what one request carries
 SETUP_STEPS = {"Install berth"}  # what the runner provides here
 _SECRET = re.compile(r"\$\{\{\s*secrets\.(\w+)\s*\}\}")
 
 
 def recipes() -> dict[str, dict[str, Any]]:
-    """Every job in the document's YAML blocks: `github-<workflow>`, `gitlab-<job>`."""
+    """Every job in the section's YAML blocks: `github-<workflow>`, `gitlab-<job>`."""
+    section = DOC.read_text().partition(f"\n{SECTION}\n")[2].split("\n## ")[0]
     jobs: dict[str, dict[str, Any]] = {}
-    for block in re.findall(r"```yaml\n(.*?)```", DOC.read_text(), re.S):
+    for block in re.findall(r"```yaml\n(.*?)```", section, re.S):
         doc = yaml.safe_load(block)
         if "jobs" in doc:
             found = {f"github-{doc['name']}": {**job, "kind": "github"} for job in doc["jobs"].values()}
