@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# Debian tools the end-to-end tests drive (skopeo, podman), installed when absent.
+# Debian tools the end-to-end tests drive (skopeo, podman, docker.io, containerd), installed when absent.
 tools:
 	@bash scripts/install-tools
 

@@ -1,13 +1,13 @@
 """What Berth's two HTTP servers (the local mode's API Gateway stand-in and `berth relay`)
 share: request bodies read as they arrive, by `Content-Length` or `Transfer-Encoding:
 chunked`, a block at a time (a layer streams without being held in memory), and a handler
-base for HTTP/1.1 keep-alive with quiet logs."""
+base for HTTP/1.1 keep-alive with quiet logs that hands every method, known or not, to
+`do_request`."""
 
 from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Iterator
 from email.message import Message
 from http.server import BaseHTTPRequestHandler
@@ -18,6 +18,8 @@ BLOCK = 1024 * 1024
 MAX_LINE = 8192
 MAX_TRAILERS = 64
 _CHUNK_SIZE = re.compile(rb"[0-9a-fA-F]{1,16}")
+# A Content-Length with more significant digits than this (an exabyte) is no body anyone sends.
+MAX_LENGTH_DIGITS = 18
 
 
 class BadBody(Exception):
@@ -33,8 +35,9 @@ class TooLarge(Exception):
 
 
 class RequestBody:
-    """The body of one request, read once. `complete` tells whether it was read to its end, so
-    that the connection can carry the next request (otherwise it must close)."""
+    """The body of one request, read once, front to back: iterating again continues where the
+    last iteration stopped. `complete` tells whether it was read to its end, so that the
+    connection can carry the next request (otherwise it must close)."""
 
     def __init__(self, stream: BufferedIOBase, headers: Message) -> None:
         self._stream = stream
@@ -44,7 +47,7 @@ class RequestBody:
         self.chunked = encoding is not None
         self.length = None if self.chunked else content_length(headers)
         self.complete = not self.chunked and not self.length
-        self._started = False
+        self._blocks: Iterator[bytes] | None = None
 
     @property
     def present(self) -> bool:
@@ -52,19 +55,28 @@ class RequestBody:
         return self.chunked or bool(self.length)
 
     def __iter__(self) -> Iterator[bytes]:
-        """The body in blocks of at most BLOCK bytes."""
-        if self._started:
-            raise RuntimeError("a request body is read once")
-        self._started = True
+        """The rest of the body in blocks of at most BLOCK bytes."""
+        if self._blocks is None:
+            self._blocks = self._blocks_to_end()
+        return self._blocks
+
+    def _blocks_to_end(self) -> Iterator[bytes]:
         if self.chunked:
             yield from self._chunks()
         else:
             yield from self._exact(self.length or 0)
         self.complete = True
 
+    def discard(self) -> None:
+        """Read the rest of the body and drop it. Servers answer only once a request has
+        arrived whole, as API Gateway does: a client that writes its whole body before it reads
+        the answer (containerd 1.6) would otherwise wait forever."""
+        for _ in self:
+            pass
+
     def read(self, limit: int) -> bytes:
         """The whole body, refused with TooLarge beyond `limit` bytes (before reading any of it
-        when the length is declared)."""
+        when the length is declared; `discard` then reads the rest)."""
         if self.length is not None and self.length > limit:
             raise TooLarge
         parts, total = [], 0
@@ -120,36 +132,33 @@ def content_length(headers: Message) -> int | None:
         return None
     if len(values) > 1 or not all(v.isascii() and v.isdigit() for v in values):
         raise BadBody
-    return int(values.pop())
+    value = values.pop().lstrip("0") or "0"
+    if len(value) > MAX_LENGTH_DIGITS:
+        raise BadBody  # also beyond what int() parses from thousands of digits
+    return int(value)
 
 
 class Handler(BaseHTTPRequestHandler):
     """HTTP/1.1 with keep-alive and Nagle off (headers and body go out in separate writes);
-    subclasses name themselves, log their own access lines, and drain refused bodies."""
+    subclasses name themselves, log their own access lines and answer every request in
+    `do_request`."""
 
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     server_name = "berth"
     log = logging.getLogger("berth")
-    # After refusing a request without reading its body, read and discard what the client
-    # still sends (so it sees the answer rather than a reset), up to these bounds.
-    drain_bytes = 64 * 1024 * 1024
-    drain_seconds = 10.0
 
-    def drain(self, unread: int | None = None) -> None:
-        """Consume the rest of a refused body: `unread` bytes when known, else until the
-        client closes, within the bounds."""
-        deadline = time.monotonic() + self.drain_seconds
-        budget = self.drain_bytes if unread is None else min(unread, self.drain_bytes)
-        try:
-            self.connection.settimeout(self.drain_seconds)
-            while budget > 0 and time.monotonic() < deadline:
-                block = self.rfile.read1(min(budget, BLOCK))
-                if not block:
-                    return
-                budget -= len(block)
-        except OSError:
-            pass
+    def do_request(self) -> None:
+        raise NotImplementedError
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        # http.server answers a method without a `do_` handler with its own 501; API Gateway
+        # answers every method, so every method, TRACE and PROPFIND too, goes to `do_request`.
+        if not hasattr(self, f"do_{self.command}"):
+            setattr(self, f"do_{self.command}", self.do_request)
+        return True
 
     def version_string(self) -> str:
         return self.server_name

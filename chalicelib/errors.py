@@ -26,6 +26,9 @@ class Oci(Enum):
     NAME_UNKNOWN = ("NAME_UNKNOWN", 404, "repository name not known to registry")
     SIZE_INVALID = ("SIZE_INVALID", 400, "provided length did not match content length")
     TOO_LARGE = ("SIZE_INVALID", 413, "request body too large")
+    # A body over what one request carries: UNSUPPORTED, because docker stops at once on it and
+    # shows its message, where it retries SIZE_INVALID five times (~50 s) before saying anything.
+    BODY_TOO_LARGE = ("UNSUPPORTED", 413, "request body too large for one request")
     RANGE_INVALID = ("BLOB_UPLOAD_INVALID", 416, "requested range not satisfiable")
     PAGINATION_INVALID = ("UNSUPPORTED", 400, "n must be a non-negative integer")
     UNAUTHORIZED = ("UNAUTHORIZED", 401, "authentication required")

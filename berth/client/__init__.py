@@ -22,12 +22,14 @@ from berth.client.reference import Reference, parse_reference
 from berth.client.registry import PartListing, RegistryClient, Repository, UploadStart
 from berth.client.remote import RegistrySource
 from berth.client.resume import ResumeStore
+from berth.client.saved import SavedImage
 from berth.client.sources import Source, open_source
 
 __all__ = [
     "ArchiveSource", "AuthError", "Bars", "BlobPusher", "ClientError", "Content", "Credentials", "Descriptor",
     "FileRange", "LayoutSource", "LayoutWriter", "Manifest", "Meter", "OciArchiveSource", "PartListing", "Plan",
     "Progress",
-    "Reference", "RegistryClient", "RegistryError", "RegistrySource", "Repository", "ResumeStore", "Source",
+    "Reference", "RegistryClient", "RegistryError", "RegistrySource", "Repository", "ResumeStore", "SavedImage",
+    "Source",
     "UploadStart", "open_source", "parse_reference", "pull", "push", "walk",
 ]

@@ -31,19 +31,16 @@ class ArchiveSource:
             entries = json.loads(self._files.read("manifest.json"))
         except ValueError as error:
             raise ClientError(f"{path}: manifest.json is not JSON") from error
-        entry, self.tag = _choose(entries, tag, path)
-        if not isinstance(entry.get("Config"), str):
-            raise ClientError(f"{path}: the image in manifest.json names no config")
-        config = self._files.range(entry["Config"])
+        entry, self.tag = choose_image(entries, tag, path)
+        config_name, layer_names = entry_files(entry, path)
         self._blobs: dict[str, FileRange] = {}
-        config_descriptor = self._add(config, DOCKER_CONFIG)
+        config = self._add(self._files.range(config_name), DOCKER_CONFIG)
         layers = []
-        for name in entry.get("Layers", []):
+        for name in layer_names:
             layer = self._files.range(name)
-            layers.append(self._add(layer, _layer_type(layer, name)))
-        doc = {"schemaVersion": 2, "mediaType": DOCKER_MANIFEST, "config": config_descriptor.to_json(),
-               "layers": [d.to_json() for d in layers]}
-        self._root = Manifest(json.dumps(doc, indent=3).encode(), DOCKER_MANIFEST)
+            with layer.open(0, min(4, layer.size)) as stream:
+                layers.append(self._add(layer, layer_type(stream.read(4), name)))
+        self._root = docker_manifest(config, layers)
 
     def root(self) -> Manifest:
         return self._root
@@ -65,9 +62,15 @@ class ArchiveSource:
         return Descriptor(media_type, digest, blob.size)
 
 
-def _layer_type(layer: FileRange, name: str) -> str:
-    with layer.open(0, min(4, layer.size)) as stream:
-        magic = stream.read(4)
+def docker_manifest(config: Descriptor, layers: list[Descriptor]) -> Manifest:
+    """The Docker v2 schema 2 manifest of a saved image: its config, and its layers as stored."""
+    doc = {"schemaVersion": 2, "mediaType": DOCKER_MANIFEST, "config": config.to_json(),
+           "layers": [d.to_json() for d in layers]}
+    return Manifest(json.dumps(doc, indent=3).encode(), DOCKER_MANIFEST)
+
+
+def layer_type(magic: bytes, name: str) -> str:
+    """A saved layer's media type, told by its first bytes: gzip, or a plain tar."""
     if magic.startswith(_GZIP_MAGIC):
         return DOCKER_LAYER_GZIP
     if magic == _ZSTD_MAGIC:
@@ -75,7 +78,17 @@ def _layer_type(layer: FileRange, name: str) -> str:
     return DOCKER_LAYER
 
 
-def _choose(entries: Any, tag: str | None, path: Path) -> tuple[dict[str, Any], str | None]:
+def entry_files(entry: dict[str, Any], where: object) -> tuple[str, list[str]]:
+    """The config's and the layers' file names in a manifest.json entry."""
+    config, layers = entry.get("Config"), entry.get("Layers", [])
+    if not isinstance(config, str):
+        raise ClientError(f"{where}: the image in manifest.json names no config")
+    if not isinstance(layers, list) or not all(isinstance(name, str) for name in layers):
+        raise ClientError(f"{where}: the image in manifest.json lists its layers wrongly")
+    return config, layers
+
+
+def choose_image(entries: Any, tag: str | None, path: object) -> tuple[dict[str, Any], str | None]:
     """The manifest.json entry `tag` names, and the tag to push it as."""
     if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
         raise ClientError(f"{path}: manifest.json lists no images")

@@ -1,22 +1,27 @@
 """What `berth push` reads: the `Source` protocol and `open_source`, which turns a source
 argument into one (an OCI layout as a directory or a tar, a `docker save` archive, or an image
-in a registry)."""
+in a registry), or into a `SavedImage`: an image in a local engine, pushed as it streams out."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Protocol
 
 from berth.client.archive import ArchiveSource
 from berth.client.auth import Credentials
 from berth.client.content import Content
+from berth.client.engines import DockerEngine, Podman
 from berth.client.errors import ClientError
 from berth.client.layout import LayoutSource, OciArchiveSource
 from berth.client.manifests import Descriptor, Manifest
 from berth.client.reference import parse_reference
 from berth.client.registry import RegistryClient
 from berth.client.remote import RegistrySource
+from berth.client.saved import SavedImage
 from berth.client.tarfiles import TarFiles
+
+_ENGINE_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,511}\Z")
 
 
 class Source(Protocol):
@@ -46,11 +51,17 @@ def split_path(text: str) -> tuple[Path, str | None]:
 
 
 def open_source(text: str, *, credentials: Credentials | None = None, plain_http: bool | None = None,
-                insecure: bool = False) -> Source:
+                insecure: bool = False) -> Source | SavedImage:
     """`oci:DIR[:TAG]` or a directory: an OCI layout. `oci-archive:FILE[:TAG]`: a tar of one.
     `docker-archive:FILE[:TAG]`: a `docker save` archive. A file without a prefix is the
     latter when it has a manifest.json, else the former. `docker://HOST/REPO[:TAG|@DIGEST]`: an
-    image in a registry (the other arguments say how to reach it)."""
+    image in a registry (the other arguments say how to reach it). `docker-daemon:IMAGE`: an
+    image in the Docker engine ($DOCKER_HOST); `containers-storage:IMAGE` or `podman:IMAGE`: one
+    in podman's storage."""
+    if text.startswith("docker-daemon:"):
+        return SavedImage(DockerEngine(), _engine_image(text))
+    if text.startswith(("containers-storage:", "podman:")):
+        return SavedImage(Podman(), _engine_image(text))
     if text.startswith("docker://"):
         ref = parse_reference(text)
         client = RegistryClient(ref.api_host, credentials=credentials, plain_http=plain_http, insecure=insecure)
@@ -68,3 +79,12 @@ def open_source(text: str, *, credentials: Credentials | None = None, plain_http
     files = TarFiles(path)
     return ArchiveSource(path, tag) if files.has("manifest.json") or not files.has("index.json") \
         else OciArchiveSource(path, tag)
+
+
+def _engine_image(text: str) -> str:
+    """The image an engine source names: a reference or an ID, nothing an engine could read as
+    a path or an option."""
+    name = text.partition(":")[2]
+    if not _ENGINE_IMAGE.match(name) or {".", ".."} & set(name.split("/")):
+        raise ClientError(f"{text!r}: name an image, as IMAGE[:TAG] or its ID")
+    return name

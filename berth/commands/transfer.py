@@ -17,6 +17,7 @@ from berth.client import (
     Progress,
     RegistryClient,
     ResumeStore,
+    SavedImage,
     open_source,
     parse_reference,
     pull,
@@ -30,7 +31,9 @@ def register(subparsers: Any) -> None:
         "push", help="push an image to a registry: large layers straight to S3, resumable",
         description="Push an image. SRC: oci:DIR[:TAG] or a directory (an OCI layout), oci-archive:FILE[:TAG] (a "
                     "tar of one), docker-archive:FILE[:TAG] (`docker save` output), a file (either archive, told "
-                    "apart by its contents), docker://HOST/REPO[:TAG|@DIGEST] (another registry). "
+                    "apart by its contents), docker://HOST/REPO[:TAG|@DIGEST] (another registry), "
+                    "docker-daemon:IMAGE[:TAG] (the Docker engine at $DOCKER_HOST, read as it streams), "
+                    "containers-storage:IMAGE[:TAG] or podman:IMAGE[:TAG] (podman's storage, likewise). "
                     "DEST: HOST[:PORT]/REPO[:TAG|@DIGEST]; without a tag, the source's (or latest). "
                     "Prints the digest. Run an interrupted push again to continue it.")
     pusher.add_argument("source", metavar="SRC")
@@ -101,13 +104,17 @@ def run_push(args: argparse.Namespace) -> str:
     dest = parse_reference(args.destination)
     source = open_source(args.source, credentials=_credentials(args.src_creds, from_env=False),
                          plain_http=args.plain_http or None, insecure=args.insecure)
-    root = source.root().digest
-    if dest.digest and dest.digest != root:
+    # An engine's image has its digest once it has streamed: a digest in DEST is checked after.
+    root = None if isinstance(source, SavedImage) else source.root().digest
+    if dest.digest and root and dest.digest != root:
         raise ClientError(f"{args.destination} names {dest.digest}, but the source's digest is {root}")
     tag = dest.tag or (None if dest.digest else source.tag or "latest")
     repository = _client(dest.api_host, args).repository(dest.repository, push=True)
-    return push(source, repository, tag, parallel=args.parallel, progress=_progress(args),
-                resume=None if args.no_resume else ResumeStore())
+    digest = push(source, repository, tag, parallel=args.parallel, progress=_progress(args),
+                  resume=None if args.no_resume else ResumeStore())
+    if dest.digest and dest.digest != digest:
+        raise ClientError(f"{args.destination} names {dest.digest}, but the source's digest is {digest}")
+    return digest
 
 
 def _layout_argument(text: str) -> tuple[Path, str | None]:

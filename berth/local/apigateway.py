@@ -136,9 +136,18 @@ def _own_answer(status: int, payload: Any) -> GatewayResponse:
     return GatewayResponse(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))], body)
 
 
-def gateway_error(status: int, message: str) -> GatewayResponse:
-    """API Gateway's own answer when no resource matches (it never reaches Lambda)."""
-    return _own_answer(status, {"message": message})
+def gateway_error(status: int, message: str, error_type: str | None = None) -> GatewayResponse:
+    """One of API Gateway's default gateway responses (the request never reaches Lambda): the
+    body its default template `{"message":$context.error.messageString}` makes, byte for byte."""
+    body = json.dumps({"message": message}, separators=(",", ":")).encode()
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    return GatewayResponse(status, headers + ([("x-amzn-ErrorType", error_type)] if error_type else []), body)
+
+
+def missing_authentication_token() -> GatewayResponse:
+    """MISSING_AUTHENTICATION_TOKEN: API Gateway's answer to a resource, or a method of a
+    resource, that the API does not define."""
+    return gateway_error(403, "Missing Authentication Token", "MissingAuthenticationTokenException")
 
 
 class LambdaContext:
@@ -167,8 +176,8 @@ def invoke(app: Any, method: str, target: str, headers: list[tuple[str, str]], b
 def _through_gateway(app: Any, method: str, target: str, headers: list[tuple[str, str]],
                      body: bytes, source: str) -> GatewayResponse:
     event = build_event(method, target, headers, body, BINARY_MEDIA_TYPES, source)
-    if event is None:
-        return gateway_error(403, "Missing Authentication Token")
+    if event is None or method not in app.routes.get(event["resource"], {}):
+        return missing_authentication_token()
     if event_too_large(event):
         return request_too_large()
     refused = run_authorizer(app, event)
@@ -225,10 +234,6 @@ def _answer(answer: GatewayAnswer) -> GatewayResponse:
 
 
 def request_too_large() -> GatewayResponse:
-    """Deployed, a request over the Lambda payload limit never reaches the function; the API's
-    gateway response answers in the registry's own error format."""
-    return _own_answer(413, {"errors": [{
-        "code": "SIZE_INVALID",
-        "message": f"request exceeds the {LAMBDA_PAYLOAD_LIMIT}-byte Lambda payload limit; "
-                   "send blobs in chunks (PATCH with Content-Range), or push big layers with `berth push`, "
-                   "or through `berth relay` with any client (docs/direct-upload.md)"}]})
+    """A request whose event would exceed the Lambda payload limit never reaches the function:
+    API Gateway answers it itself, and that answer (REQUEST_TOO_LARGE) cannot be customised."""
+    return gateway_error(413, "Request Too Long")

@@ -5,7 +5,9 @@ Each request becomes the API Gateway proxy event the deployed API would send (th
 `app.py` (a Chalice app keeps the current request on the app object, so one copy serves one
 request at a time, as a Lambda container does), and its result goes back as API Gateway
 would send it. Unlike `chalice local` this decodes chunked request bodies, refuses bodies
-over the Lambda payload limit without buffering them, and keeps HEAD responses bodiless.
+over the Lambda payload limit without buffering them (but only once they have arrived whole,
+as API Gateway answers), answers every method as API Gateway does, and keeps HEAD responses
+bodiless.
 """
 
 from __future__ import annotations
@@ -63,37 +65,32 @@ class Handler(BaseHandler):
     timeout = 120  # idle keep-alive connections and stalled bodies
     server_name = "berth-local"
     log = log
-    drain_bytes = 256 * 1024 * 1024
     server: LocalRegistry
 
     def do_request(self) -> None:
         started = time.monotonic()
-        body: RequestBody | None = None
-        refused = False
         try:
             body = RequestBody(self.rfile, self.headers)
-            response = self._invoke(body.read(MAX_BODY))
-        except TooLarge:
-            # The rest of the body is not read, so the connection cannot carry another request.
-            response, refused = request_too_large(), True
-            self.close_connection = True
+            try:
+                response = self._invoke(body.read(MAX_BODY))
+            except TooLarge:
+                body.discard()
+                response = request_too_large()
         except BadBody:
             response = gateway_error(400, "Bad Request")
             self.close_connection = True
         except (BodyLost, OSError):
             self.close_connection = True
             return
+        self._answer(response, started)
+
+    def _answer(self, response: GatewayResponse, started: float) -> None:
         try:
             self._send(response)
-            if refused:
-                # A declared length was refused before any of it was read; a chunked body, midway.
-                self.drain(body.length if body is not None else None)
         except OSError:
             self.close_connection = True
         access_log.info("%s %s %d %.1fms", self.command, self.path, response.status,
                         (time.monotonic() - started) * 1000)
-
-    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_request
 
     def _invoke(self, body: bytes) -> GatewayResponse:
         try:
@@ -115,13 +112,17 @@ class Handler(BaseHandler):
             self.wfile.write(response.body)
 
     def handle_expect_100(self) -> bool:
-        # Refuse an oversize body before the client sends it: no 100 Continue, just the 413.
+        # A client that waits for 100 Continue sends nothing more: an oversize body is refused
+        # at once, and the connection closes since the body may still follow.
         try:
-            if (content_length(self.headers) or 0) > MAX_BODY:
-                return True
+            declared = content_length(self.headers) or 0
         except BadBody:
-            return True
-        return super().handle_expect_100()
+            return True  # do_request answers 400
+        if declared <= MAX_BODY:
+            return super().handle_expect_100()
+        self.close_connection = True
+        self._answer(request_too_large(), time.monotonic())
+        return False
 
 
 class LocalRegistry(ThreadingHTTPServer):

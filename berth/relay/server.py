@@ -39,23 +39,18 @@ class Handler(BaseHandler):
         started = time.monotonic()
         try:
             body = RequestBody(self.rfile, self.headers)
-            request = Request(self.command, self.path, self.headers, body)
-            answer = self.server.answer(request)
+            answer = self.server.answer(Request(self.command, self.path, self.headers, body))
         except BadBody:
-            body, answer = None, oci_error(400, "UNSUPPORTED", "malformed request body framing")
+            answer = oci_error(400, "UNSUPPORTED", "malformed request body framing")
+            self.close_connection = True  # where the next request starts is unknown
         except (BodyLost, OSError):
             self.close_connection = True  # the client went away mid-request
             return
-        unread = body is not None and not body.complete
-        if body is None or unread:
-            self.close_connection = True  # the rest of the body is still on the connection
         try:
             if isinstance(answer, Reply):
                 self._send_reply(answer)
             else:
                 self._send_forwarded(answer)
-            if unread:
-                self.drain()
         except OSError:
             self.close_connection = True
         finally:
@@ -64,8 +59,6 @@ class Handler(BaseHandler):
         status = answer.status if isinstance(answer, Reply) else answer.status_code
         access_log.info("%s %s %d %s %.0fms", self.command, self.path.split("?")[0], status,
                         "relay" if isinstance(answer, Reply) else "upstream", (time.monotonic() - started) * 1000)
-
-    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_request
 
     def _start(self, status: int, headers: list[tuple[str, str]]) -> None:
         self.send_response(status)
@@ -117,6 +110,19 @@ class RelayServer(ThreadingHTTPServer):
         return f"{host!s}:{port}"
 
     def answer(self, request: Request) -> Answer:
+        """The answer to a request, once all of it has arrived: what the answer did not need of
+        the body is read and dropped first, as API Gateway does (a client that writes a whole
+        body before it reads, as containerd 1.6 does, would otherwise wait forever)."""
+        answer = self._answer(request)
+        try:
+            request.body.discard()
+        except BaseException:
+            if not isinstance(answer, Reply):
+                answer.close()
+            raise
+        return answer
+
+    def _answer(self, request: Request) -> Answer:
         try:
             if self.blob_uploads.handles(request):
                 return self.blob_uploads.answer(request)

@@ -45,6 +45,9 @@ log = logging.getLogger("berth.relay")
 UPLOAD_PATH = re.compile(r"^/v2/(?P<name>.+)/blobs/uploads/(?P<id>[^/]*)\Z")
 DIGEST = re.compile(r"^(?:sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})\Z")
 CONTENT_RANGE = re.compile(r"^(?:bytes[= ])?([0-9]+)-([0-9]+)\Z")
+# What the relay answers on its own uploads; any other method goes upstream, which answers it
+# as the deployed API does.
+UPLOAD_METHODS = frozenset({"PATCH", "PUT", "GET", "HEAD", "DELETE"})
 BLOB_TYPE = "application/octet-stream"  # what a blob is to the upload API, whatever the manifest calls it
 
 Answer = Reply | requests.Response  # the relay's own, or the upstream's to pass on
@@ -73,7 +76,9 @@ class BlobUploads:
         match = UPLOAD_PATH.match(request.path)
         if match is None or "berth-direct" in request.query:
             return False
-        return request.method == "POST" if not match["id"] else match["id"] in self.uploads
+        if not match["id"]:
+            return request.method == "POST"
+        return request.method in UPLOAD_METHODS and match["id"] in self.uploads
 
     def answer(self, request: Request) -> Answer:
         match = UPLOAD_PATH.match(request.path)
@@ -90,10 +95,8 @@ class BlobUploads:
                 return self._finish(request, upload)
             if request.method in ("GET", "HEAD"):
                 return _progress(204, upload)
-            if request.method == "DELETE":
-                self._discard(request, upload)
-                return Reply(204, [API_VERSION])
-            return oci_error(405, "UNSUPPORTED", f"{request.method} is not an upload operation")
+            self._discard(request, upload)  # DELETE
+            return Reply(204, [API_VERSION])
 
     def _start(self, request: Request, name: str) -> Answer:
         digest = request.query.get("digest")

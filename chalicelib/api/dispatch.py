@@ -53,7 +53,7 @@ def realm_base(req: RegistryRequest, public_url: str | None) -> str:
 
 def too_large(size: int) -> RegistryError:
     return RegistryError(
-        Oci.TOO_LARGE,
+        Oci.BODY_TOO_LARGE,
         f"a request body may carry at most {MAX_REQUEST_BODY} bytes; send larger blobs in chunks "
         f"(PATCH with Content-Range, each at most {MAX_REQUEST_BODY} bytes), or push big layers with "
         f"`berth push`, or through `berth relay` with any client (docs/direct-upload.md)",

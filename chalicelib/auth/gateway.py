@@ -36,8 +36,16 @@ class GatewayAnswer:
         return json.dumps(self.body)
 
 
-def _error(kind: Oci, message: str | None = None) -> dict[str, Any]:
-    return {"errors": [{"code": kind.code, "message": message or kind.message}]}
+# With a detail, docker keeps a DENIED error whole and takes it as final; a bare code with its
+# default message it reads as a plain code, which it retries for about 50 s.
+_DENIED_DETAIL = "these credentials may not do this"
+
+
+def _error(kind: Oci, message: str | None = None, detail: str | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": kind.code, "message": message or kind.message}
+    if detail:
+        error["detail"] = detail
+    return {"errors": [error]}
 
 
 def gateway_answers(settings: Settings, realm_base: str) -> dict[str, GatewayAnswer]:
@@ -51,10 +59,10 @@ def gateway_answers(settings: Settings, realm_base: str) -> dict[str, GatewayAns
         denied = GatewayAnswer(Oci.INSUFFICIENT_SCOPE.status,
                                {"WWW-Authenticate": challenge.bearer(realm, settings.service,
                                                                      error="insufficient_scope")},
-                               _error(Oci.INSUFFICIENT_SCOPE))
+                               _error(Oci.INSUFFICIENT_SCOPE, detail=_DENIED_DETAIL))
     else:
         header = challenge.basic(settings.service)
-        denied = GatewayAnswer(Oci.DENIED.status, {}, _error(Oci.DENIED))
+        denied = GatewayAnswer(Oci.DENIED.status, {}, _error(Oci.DENIED, detail=_DENIED_DETAIL))
     failure = GatewayAnswer(500, {}, _error(Oci.UNKNOWN, "authorizer failed"))
     return {
         "UNAUTHORIZED": GatewayAnswer(401, {"WWW-Authenticate": header}, _error(Oci.UNAUTHORIZED)),

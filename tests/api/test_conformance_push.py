@@ -137,7 +137,7 @@ def test_oversized_single_request_is_refused_with_an_oci_error(client):
     """A body over the Lambda limit must be chunked; the refusal is still an OCI error body."""
     blob = random_blob(4_456_448 + 1)
     response = client.post(f"/v2/{REPO}/blobs/uploads/?digest={blob.digest}", body=blob.data)
-    assert_oci_error(response, 413, "SIZE_INVALID")
+    assert_oci_error(response, 413, "UNSUPPORTED")
 
 
 # ---- chunked -------------------------------------------------------------------------------

@@ -218,3 +218,10 @@ def test_a_layout_written_twice_under_one_tag_lists_it_once(tmp_path: Path) -> N
     assert [(e["digest"], e.get("annotations")) for e in index["manifests"]] == [
         (two.digest, {"org.opencontainers.image.ref.name": "1"}), (one.digest, None)]
     assert LayoutSource(tmp_path / "out", "1").root() == two
+
+
+@pytest.mark.parametrize("text", ["docker-daemon:", "docker-daemon:../../containers/json", "podman:-rm",
+                                  "containers-storage:[vfs@/tmp]app", "docker-daemon:app/../x", "podman:a b"])
+def test_engine_sources_take_an_image_name_and_nothing_else(text: str) -> None:
+    with pytest.raises(ClientError, match="name an image"):
+        open_source(text)

@@ -1,4 +1,5 @@
-"""One local-mode registry for the whole end-to-end session, and skopeo to drive it."""
+"""One local-mode registry for the whole end-to-end session, and skopeo to drive it; dockerd and
+containerd, each started once for the session when a test asks for it (tests/e2e/engines.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.engines import Ctr, Docker, containerd, dockerd
 from tests.local import LocalServer, local_server
 
 
@@ -16,6 +18,18 @@ from tests.local import LocalServer, local_server
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     with local_server(tmp_path_factory.mktemp("berth-local")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Docker]:
+    with dockerd(tmp_path_factory.mktemp("dockerd")) as engine:
+        yield engine
+
+
+@pytest.fixture(scope="session")
+def ctr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ctr]:
+    with containerd(tmp_path_factory.mktemp("containerd")) as engine:
+        yield engine
 
 
 class Skopeo:

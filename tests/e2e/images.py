@@ -94,3 +94,29 @@ def blobs(root: Path) -> dict[str, bytes]:
         assert sha256(data) == f"sha256:{path.name}", f"{path} does not match its digest"
         found[f"sha256:{path.name}"] = data
     return found
+
+
+def docker_archive(path: Path, layers: list[tuple[bytes, str]], tag: str) -> str:
+    """A `docker save` archive of one image, as `docker load` and `ctr images import` take it:
+    the layers as given (blob and diff ID each) and a config naming them. Returns the config's
+    digest, which is the image's ID."""
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/true"]},
+                         "rootfs": {"type": "layers", "diff_ids": [diff_id for _, diff_id in layers]}}).encode()
+    config_name = f"{sha256(config)[7:]}.json"
+    names = [f"{index}/layer.tar" for index in range(len(layers))]
+    manifest = json.dumps([{"Config": config_name, "RepoTags": [tag], "Layers": names}]).encode()
+    with tarfile.open(path, "w") as tar:
+        for name, data in [*zip(names, (blob for blob, _ in layers), strict=True), (config_name, config),
+                           ("manifest.json", manifest)]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return sha256(config)
+
+
+def oci_archive(root: Path, path: Path) -> Path:
+    """The layout at `root` as a tar (what `ctr images import` takes)."""
+    with tarfile.open(path, "w") as tar:
+        for member in sorted(root.rglob("*")):
+            tar.add(member, arcname=str(member.relative_to(root)), recursive=False)
+    return path

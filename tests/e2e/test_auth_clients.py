@@ -174,6 +174,7 @@ def test_podman_without_or_with_wrong_credentials_is_refused(secured: Secured, t
     podman = podman_for(secured, tmp_path)
     image_id, _ = local_image(podman, tmp_path, [2_000])
 
+    # Token mode: the anonymous token's refusal carries error="insufficient_scope", read as denied.
     pushed = podman.push(image_id, "team/pm-anon:1")
     assert pushed.returncode != 0 and ANONYMOUS_REFUSED[secured.mode] in pushed.stderr.lower(), pushed.stderr
     pulled = podman_pull(podman, "team/pm-seeded:1")

@@ -27,6 +27,7 @@ from berth.relay.sessions import Uploads
 from berth.relay.upstream import Upstream
 from tests.e2e.test_skopeo import access_lines
 from tests.local import LocalServer, free_port
+from tests.local.test_server import MISSING_TOKEN, no_answer_yet, raw_exchange
 from tests.relay import CHUNK_MAX, MiB
 
 OCTETS = {"Content-Type": "application/octet-stream"}
@@ -268,3 +269,41 @@ def test_a_forwarded_body_larger_than_a_lambda_takes_is_refused(conn: http.clien
     response, body = call(conn, "PUT", "/v2/up/big/manifests/1", b"{" * (7 * MiB),
                           {"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
     assert (response.status, error_code(body)) == (413, "SIZE_INVALID")
+
+
+def test_a_refused_chunk_is_answered_once_it_has_arrived_whole_and_the_connection_goes_on(
+        relay: RelayServer) -> None:
+    """Like API Gateway: containerd 1.6 writes a whole body before it reads the answer."""
+    conn = http.client.HTTPConnection(*relay.server_address[:2], timeout=30)
+    location = start(conn, "up/refused")
+    conn.close()
+    data = os.urandom(2 * MiB)
+    with socket.create_connection(relay.server_address[:2], timeout=30) as sock:
+        sock.sendall(f"PATCH {location} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+                     f"Content-Range: 5-{len(data) + 4}\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data[:-1])
+        assert no_answer_yet(sock)
+        status, headers, body = raw_exchange(sock, data[-1:])
+        assert (status, error_code(body)) == ("HTTP/1.1 416 Requested Range Not Satisfiable", "BLOB_UPLOAD_INVALID")
+        assert ("Connection", "close") not in headers
+        status, _, _ = raw_exchange(sock, b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status == "HTTP/1.1 200 OK"
+
+
+@pytest.mark.parametrize("method", ["TRACE", "PROPFIND", "OPTIONS"])
+def test_methods_the_api_does_not_define_get_the_upstreams_answer(
+        conn: http.client.HTTPConnection, method: str) -> None:
+    """The relay answers no method itself that the upstream would not: API Gateway's 403."""
+    location = start(conn, "up/methods")
+    for path in ("/v2/", "/v2/up/methods/manifests/1", location, "/v2/up/methods/blobs/uploads/"):
+        response, body = call(conn, method, path)
+        assert (response.status, body) == (403, MISSING_TOKEN), (method, path)
+    response, _ = call(conn, "GET", location)
+    assert response.status == 204  # the relay's upload is still there
+
+
+def test_a_content_length_of_thousands_of_digits_is_a_bad_request(relay: RelayServer) -> None:
+    with socket.create_connection(relay.server_address[:2], timeout=30) as sock:
+        status, headers, body = raw_exchange(sock, b"PATCH /v2/up/x/blobs/uploads/x HTTP/1.1\r\nHost: x\r\n"
+                                                   b"Content-Length: " + b"7" * 5000 + b"\r\n\r\n")
+    assert (status, error_code(body)) == ("HTTP/1.1 400 Bad Request", "UNSUPPORTED")
+    assert ("Connection", "close") in headers
