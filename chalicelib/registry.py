@@ -30,6 +30,7 @@ class Registry:
     direct: DirectUploads
     verifier: Verifier
     events: EventPublisher | None = None  # registry events on EventBridge, when BERTH_EVENT_BUS is set
+    clients: AwsClients | None = None  # what every store above calls AWS through (chalicelib/snapstart.py)
 
     @classmethod
     def build(cls, settings: Settings, clients: AwsClients | None = None) -> Registry:
@@ -52,4 +53,4 @@ class Registry:
         uploads = Uploads(blobs, meta)
         return cls(settings, blobs, meta, uploads, Manifests(blobs, meta, settings.lifecycle), accounts,
                    Authenticator(settings, accounts, signing_key), DirectUploads(blobs, meta, uploads),
-                   Verifier(blobs, meta, uploads, continue_later), EventPublisher.build(aws, settings))
+                   Verifier(blobs, meta, uploads, continue_later), EventPublisher.build(aws, settings), aws)
