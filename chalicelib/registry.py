@@ -12,6 +12,7 @@ from chalicelib.settings import Settings
 from chalicelib.storage.accounts import AccountStore
 from chalicelib.storage.clients import AwsClients
 from chalicelib.storage.dynamo import MetadataStore
+from chalicelib.storage.heartbeats import Heartbeats
 from chalicelib.storage.s3 import BlobStore
 from chalicelib.uploads.direct import DirectUploads
 from chalicelib.uploads.service import Uploads
@@ -29,8 +30,9 @@ class Registry:
     auth: Authenticator
     direct: DirectUploads
     verifier: Verifier
+    heartbeats: Heartbeats  # when the scheduled functions last ran (chalicelib/diagnostics.py)
+    clients: AwsClients  # what every store above calls AWS through (chalicelib/snapstart.py)
     events: EventPublisher | None = None  # registry events on EventBridge, when BERTH_EVENT_BUS is set
-    clients: AwsClients | None = None  # what every store above calls AWS through (chalicelib/snapstart.py)
 
     @classmethod
     def build(cls, settings: Settings, clients: AwsClients | None = None) -> Registry:
@@ -53,4 +55,5 @@ class Registry:
         uploads = Uploads(blobs, meta)
         return cls(settings, blobs, meta, uploads, Manifests(blobs, meta, settings.lifecycle), accounts,
                    Authenticator(settings, accounts, signing_key), DirectUploads(blobs, meta, uploads),
-                   Verifier(blobs, meta, uploads, continue_later), EventPublisher.build(aws, settings), aws)
+                   Verifier(blobs, meta, uploads, continue_later), Heartbeats(aws, settings.table), aws,
+                   EventPublisher.build(aws, settings))

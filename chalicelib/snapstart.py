@@ -33,14 +33,12 @@ def services(registry: Registry) -> tuple[str, ...]:
 def before_snapshot(registry: Registry) -> None:
     from chalicelib.digest import resumable
 
-    assert registry.clients is not None
     registry.clients.prepare(services(registry))
     resumable.available()  # maps libcrypto once, into the snapshot
 
 
 def after_restore(registry: Registry) -> None:
     random.seed()  # from os.urandom, which is the restored container's own
-    assert registry.clients is not None
     registry.clients.after_restore()
 
 

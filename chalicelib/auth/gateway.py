@@ -64,7 +64,7 @@ def policy(auth: Authenticator, authorization: str, method_arn: str) -> dict[str
             principal = claims.subject
             for (kind, name), actions in claims.access.items():
                 if kind == "registry" and name == "catalog":
-                    resources.append(f"{prefix}/GET/v2/_catalog")
+                    resources += [f"{prefix}/GET/v2/_catalog", f"{prefix}/POST/v2/_berth/doctor"]
                 elif kind == "repository":
                     resources += _resources(prefix, name, actions)
         elif scheme.lower() == "basic":
@@ -72,7 +72,7 @@ def policy(auth: Authenticator, authorization: str, method_arn: str) -> dict[str
             grants: list[Grant] = auth.login(principal, password)
             for grant in grants:
                 resources += _resources(prefix, grant.pattern, grant.actions)
-            resources.append(f"{prefix}/GET/v2/_catalog")
+            resources += [f"{prefix}/GET/v2/_catalog", f"{prefix}/POST/v2/_berth/doctor"]
         else:
             raise Unauthorized
     except (InvalidToken, BadCredentials):
