@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from berth.client import ClientError, Credentials, RegistryClient
+from berth.client import AuthError, ClientError, Credentials, RegistryClient
 from berth.doctor import checks
 from berth.doctor.verdicts import FAIL, PASS, SKIP, WAIT, Verdict, exit_status, failed
 
@@ -79,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
             name = check.__name__.replace("_", "-")
             try:
                 record(check(doctor))
+            except AuthError as error:
+                record(failed(name, str(error), f"give a user that may push and delete in {args.repository} "
+                              "(--user, --password-stdin), or a repository it may (--repository)"))
             except (ClientError, requests.RequestException) as error:  # unexpected: a verdict all the same
                 record(failed(name, str(error), "see the evidence; run with the same URL again once fixed"))
     finally:
