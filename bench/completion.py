@@ -19,11 +19,13 @@ minutes. Each series runs in a fresh process with a moto server of its own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +37,9 @@ MiB = 1024 * 1024
 TINY_PART = 1024
 
 
-def _store() -> tuple[Any, Any]:
-    """A moto server of this process's own, a bucket, and the registry's BlobStore on it."""
+@contextlib.contextmanager
+def _store() -> Iterator[Any]:
+    """The registry's BlobStore on a moto server of this process's own, with a bucket."""
     from moto.server import ThreadedMotoServer
 
     from chalicelib.storage.clients import AwsClients
@@ -44,12 +47,15 @@ def _store() -> tuple[Any, Any]:
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
-    host, port = server.get_host_and_port()
-    os.environ.update({"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "bench",
-                       "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"})
-    clients = AwsClients("us-east-1")
-    clients.s3.create_bucket(Bucket="completion")
-    return server, BlobStore(clients, "completion", 900)
+    try:
+        host, port = server.get_host_and_port()
+        os.environ.update({"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "bench",
+                           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"})
+        clients = AwsClients("us-east-1")
+        clients.s3.create_bucket(Bucket="completion")
+        yield BlobStore(clients, "completion", 900)
+    finally:
+        server.stop()
 
 
 def _upload(store: Any, key: str, parts: int, size: int) -> str:
@@ -67,35 +73,26 @@ def _complete(store: Any, key: str, upload: str, parts: int) -> float:
 
 
 def by_part_count() -> list[dict[str, float]]:
-    server, store = _store()
-    try:
-        rows = []
-        for count in PART_COUNTS:
-            upload = _upload(store, f"count-{count}", count, TINY_PART)
-            rows.append({"parts": count, "seconds": _complete(store, f"count-{count}", upload, count)})
-        return rows
-    finally:
-        server.stop()
+    with _store() as store:
+        return [{"parts": count, "seconds": _complete(store, f"count-{count}",
+                                                      _upload(store, f"count-{count}", count, TINY_PART), count)}
+                for count in PART_COUNTS]
 
 
 def by_bytes() -> list[dict[str, float]]:
-    server, store = _store()
-    try:
-        rows = []
+    rows = []
+    with _store() as store:
         for count in BYTE_PARTS:
             upload = _upload(store, f"bytes-{count}", count, 5 * MiB)
-            seconds = _complete(store, f"bytes-{count}", upload, count)
-            rows.append({"parts": count, "mib": count * 5, "seconds": seconds})
-            store.delete([f"bytes-{count}"])
-        return rows
-    finally:
-        server.stop()
+            rows.append({"parts": count, "mib": count * 5, "seconds": _complete(store, f"bytes-{count}", upload,
+                                                                                 count)})
+            store.delete([f"bytes-{count}"])  # moto keeps objects in memory: one at a time
+    return rows
 
 
 def piece_copies() -> list[dict[str, float]]:
-    server, store = _store()
-    try:
-        rows = []
+    rows = []
+    with _store() as store:
         for mib in PIECE_MIB:
             store.put(f"piece-{mib}", os.urandom(mib * MiB))
             upload = store.start_multipart(f"copy-{mib}")
@@ -103,9 +100,7 @@ def piece_copies() -> list[dict[str, float]]:
             store.copy_part(f"copy-{mib}", upload, 1, f"piece-{mib}")
             rows.append({"mib": mib, "seconds": time.perf_counter() - started})
             store.abort_multipart(f"copy-{mib}", upload)
-        return rows
-    finally:
-        server.stop()
+    return rows
 
 
 SERIES = {"by_part_count": by_part_count, "by_bytes": by_bytes, "piece_copies": piece_copies}
