@@ -74,8 +74,8 @@ def test_a_raised_integration_timeout_reaches_every_method(packaged: Packaged) -
 
 def test_a_function_that_would_die_before_the_gateway_gives_up_is_refused(packaged: Packaged) -> None:
     with pytest.raises(SystemExit, match="lambda_timeout"):
-        extend(copy.deepcopy(packaged.template), config_with(packaged, {"api_integration_timeout": 120}),
-               STAGE)
+        extend(copy.deepcopy(packaged.template),
+               config_with(packaged, {"api_integration_timeout": 120}, {"lambda_timeout": 60}), STAGE)
 
 
 def test_snap_start_needs_python_312_and_an_api_function(packaged: Packaged) -> None:
