@@ -14,7 +14,6 @@ from chalicelib.auth import gateway
 from chalicelib.lifecycle.jobs import Housekeeping, time_left
 from chalicelib.registry import Registry
 from chalicelib.settings import Settings
-from chalicelib.storage.clients import AwsClients
 from chalicelib.storage.heartbeats import Heartbeats
 from chalicelib.telemetry import Telemetry
 from chalicelib.uploads.verify import uploads_in
@@ -67,21 +66,19 @@ def registry_api() -> object:
 
 
 # Storage lifecycle (docs/lifecycle.md): each is a Lambda of its own, with its own clients.
-# Each run is recorded (heartbeats), so `berth doctor` can tell the schedules fire.
-jobs_aws = AwsClients(registry.settings.region)
-housekeeping = Housekeeping.build(registry.settings, jobs_aws)
-heartbeats = Heartbeats(jobs_aws, registry.settings.table)
+housekeeping = Housekeeping.build(registry.settings)
 
 
+# Each run is recorded in the jobs' table, so `berth doctor` can tell the schedules fire.
 @app.schedule(Rate(1, unit=Rate.HOURS))
 def purge_uploads(event: CloudWatchEvent) -> dict[str, Any]:
-    with heartbeats.run("purge_uploads"):
+    with Heartbeats.beside(housekeeping.store).run("purge_uploads"):
         return housekeeping.scheduled_purge(time_left(event.context))
 
 
 @app.schedule(Rate(1, unit=Rate.HOURS))
 def collect_garbage(event: CloudWatchEvent) -> dict[str, Any]:
-    with heartbeats.run("collect_garbage"):
+    with Heartbeats.beside(housekeeping.store).run("collect_garbage"):
         return housekeeping.scheduled_collection(time_left(event.context))
 
 

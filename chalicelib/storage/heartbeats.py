@@ -27,6 +27,11 @@ class LastRun:
 
 
 class Heartbeats(Table):
+    @classmethod
+    def beside(cls, store: Table) -> Heartbeats:
+        """Records in the table `store` uses, through its clients."""
+        return cls(store._clients, store.table)
+
     def _update(self, function: str, expression: str, values: dict[str, object]) -> None:
         # DynamoDB refuses names an expression does not use.
         names = {name: attribute for name, attribute in _NAMES.items() if name in expression}
