@@ -160,7 +160,8 @@ def summary(stage: str, storage: Storage, outputs: dict[str, str], auth: str, aw
     if auth != "none":
         lines += ["First user (needs AWS credentials that can write the table):",
                   f"  berth user add admin --grant '*=*' {where}"]
-    lines += ["Then:", f"  docker login {storage.domain}",
+    doctor = f"berth doctor {storage.public_url}" + (" --user admin --password-stdin" if auth != "none" else "")
+    lines += ["Then:", f"  {doctor}   # checks the live stage (docs/deploy.md)", f"  docker login {storage.domain}",
               f"  docker tag alpine {storage.domain}/team/alpine:1 && docker push {storage.domain}/team/alpine:1"]
     return "\n".join(lines)
 

@@ -304,6 +304,7 @@ def test_up_runs_every_step_in_order(tmp_path: Path, aws: AwsClients, monkeypatc
     assert template_key not in left  # CloudFormation has read it; only the bundle stays
     assert said[-1].startswith("Registry: https://registry.example.com")
     assert "docker login registry.example.com" in said[-1] and "berth user add admin" in said[-1]
+    assert "berth doctor https://registry.example.com --user admin --password-stdin" in said[-1]
     aws.s3.delete_object(Bucket=STORAGE.bucket, Key=bundle)
 
 
