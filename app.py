@@ -7,6 +7,7 @@ from typing import Any
 from chalice import Chalice, Rate
 from chalice.app import AuthRequest, CloudWatchEvent, SQSEvent
 
+from chalicelib import snapstart
 from chalicelib.api import authorizer
 from chalicelib.api.dispatch import handle
 from chalicelib.api.request import RegistryRequest
@@ -14,6 +15,7 @@ from chalicelib.api.routes import METHODS
 from chalicelib.lifecycle.jobs import Housekeeping, time_left
 from chalicelib.registry import Registry
 from chalicelib.settings import Settings
+from chalicelib.storage.heartbeats import Heartbeats
 from chalicelib.telemetry import Telemetry
 from chalicelib.ui import METHODS as PAGE_METHODS
 from chalicelib.uploads.verify import uploads_in
@@ -26,6 +28,8 @@ app.api.binary_types = ["application/octet-stream"]
 
 registry = Registry.build(Settings.from_env())
 telemetry = Telemetry()
+# With SnapStart (docs/deploy.md): clients built into the snapshot, renewed after each restore.
+snapstart.register(registry)
 
 
 # Never cached: each request is decided exactly, so changes to accounts hold at once and every
@@ -83,14 +87,17 @@ def web_pages() -> object:
 housekeeping = Housekeeping.build(registry.settings)
 
 
+# Each run is recorded in the jobs' table, so `berth doctor` can tell the schedules fire.
 @app.schedule(Rate(1, unit=Rate.HOURS))
 def purge_uploads(event: CloudWatchEvent) -> dict[str, Any]:
-    return housekeeping.scheduled_purge(time_left(event.context))
+    with Heartbeats.beside(housekeeping.store).run("purge_uploads"):
+        return housekeeping.scheduled_purge(time_left(event.context))
 
 
 @app.schedule(Rate(1, unit=Rate.HOURS))
 def collect_garbage(event: CloudWatchEvent) -> dict[str, Any]:
-    return housekeeping.scheduled_collection(time_left(event.context))
+    with Heartbeats.beside(housekeeping.store).run("collect_garbage"):
+        return housekeeping.scheduled_collection(time_left(event.context))
 
 
 # Direct uploads (docs/direct-upload.md): S3 reports each completed object to this queue.

@@ -16,7 +16,8 @@ Modules, one job each:
 | `images` | random OCI images, in memory and as OCI layouts |
 | `client` | a registry client on top of `handler` that sends what skopeo sends |
 | `operations` | the per-operation scenarios and their measurement |
-| `coldstart` | `import app` in fresh processes |
+| `coldstart` | `import app` in fresh processes, and the first request plain and after a SnapStart restore |
+| `completion` | `python -m bench.completion`: an upload finish's work against part count and bytes (the 29 s) |
 | `localmode`, `reference`, `skopeo`, `sidebyside` | skopeo against Berth's local mode and against docker-registry |
 | `listening` | free ports, and whether a registry started there answers yet |
 | `biglayout`, `processes` | `--big`: a GiB layer built on disk; client commands timed, with their peak memory |

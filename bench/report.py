@@ -38,6 +38,8 @@ class Run:
                 "from_source_ms": self.cold.from_source_ms,
                 "first_request_ms_median": self.cold.first_request_median_ms,
                 "first_request_ms": self.cold.first_request_ms,
+                "restored_request_ms_median": self.cold.restored_request_median_ms,
+                "restored_request_ms": self.cold.restored_request_ms,
                 "heaviest_imports_ms": dict(self.cold.heaviest_imports),
             }
         return {
@@ -151,6 +153,8 @@ def cold_lines(cold: ColdStart, verdicts: Sequence[Verdict]) -> list[str]:
         f"{cold.from_source_median_ms:.1f} ms",
         f"  then the first request (manifest GET by tag; imports boto3, builds the clients): "
         f"{cold.first_request_median_ms:.1f} ms",
+        f"  the same first request in a container SnapStart restored (after-restore hook included): "
+        f"{cold.restored_request_median_ms:.1f} ms",
         f"  what app.py imports, cumulative: {heaviest}",
     ]
 

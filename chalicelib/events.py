@@ -23,6 +23,7 @@ from chalicelib.storage.clients import AwsClients
 
 log = logging.getLogger("berth.events")
 SOURCE = "berth.registry"
+CHECKED = "Registry Checked"  # the one event not derived from a request: `berth doctor`'s test
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,19 @@ class EventPublisher:
     @classmethod
     def build(cls, clients: AwsClients, settings: Settings) -> EventPublisher | None:
         return cls(clients, settings.event_bus, settings.event_actions) if settings.event_bus else None
+
+    def check(self, registry_url: str | None) -> str | None:
+        """Send one `Registry Checked` event; None when EventBridge took it, else why not (an
+        error code, never the message, which may name the account)."""
+        detail = {"action": "check", "registry": registry_url} if registry_url else {"action": "check"}
+        entry = {"Source": SOURCE, "DetailType": CHECKED, "EventBusName": self.bus, "Detail": json.dumps(detail)}
+        try:
+            result = self._clients.events.put_events(Entries=[entry])
+        except Exception as error:
+            log.exception("could not send a test event to %s", self.bus)
+            return str(getattr(error, "response", {}).get("Error", {}).get("Code") or type(error).__name__)
+        failed = [e.get("ErrorCode") for e in result.get("Entries", []) if e.get("ErrorCode")]
+        return str(failed[0]) if failed else None
 
     def publish(self, events: list[RegistryEvent]) -> None:
         entries = [{"Source": SOURCE, "DetailType": e.detail_type, "Detail": json.dumps(e.detail),

@@ -15,6 +15,7 @@ from chalicelib.settings import Settings
 from chalicelib.storage.accounts import AccountStore
 from chalicelib.storage.clients import AwsClients
 from chalicelib.storage.dynamo import MetadataStore
+from chalicelib.storage.heartbeats import Heartbeats
 from chalicelib.storage.s3 import BlobStore
 from chalicelib.storage.secrets import SecretStore
 from chalicelib.storage.throttle import FailureCounters
@@ -36,8 +37,9 @@ class Registry:
     direct: DirectUploads
     verifier: Verifier
     signing_keys: SigningKeys
+    heartbeats: Heartbeats  # when the scheduled functions last ran (chalicelib/diagnostics.py)
+    clients: AwsClients  # what every store calls AWS through (chalicelib/snapstart.py; the web pages' stores)
     events: EventPublisher | None = None  # registry events on EventBridge, when BERTH_EVENT_BUS is set
-    clients: AwsClients | None = None  # for services built on demand (the web pages' stores)
 
     @classmethod
     def build(cls, settings: Settings, clients: AwsClients | None = None) -> Registry:
@@ -58,5 +60,5 @@ class Registry:
         keyless = KeylessLogin(settings, TrustStore(aws, settings.table))  # ID tokens, signed STS requests
         auth = Authenticator(settings, accounts, CachedRing(keys.load), FailureCounters(aws, settings.table), keyless)
         return cls(settings, blobs, meta, uploads, Manifests(blobs, meta, settings.lifecycle), accounts,
-                   auth, DirectUploads(blobs, meta, uploads),
-                   Verifier(blobs, meta, uploads, continue_later), keys, EventPublisher.build(aws, settings), aws)
+                   auth, DirectUploads(blobs, meta, uploads), Verifier(blobs, meta, uploads, continue_later), keys,
+                   Heartbeats(aws, settings.table), aws, EventPublisher.build(aws, settings))

@@ -43,6 +43,11 @@ class ChaliceConfig:
         """The variables every function of the stage gets (per-function ones aside)."""
         return {**self.data.get("environment_variables", {}), **self.stage(stage).get("environment_variables", {})}
 
+    def setting(self, stage: str, key: str) -> Any:
+        """A stage-wide value: the stage's, else the top level's."""
+        staged = self.stage(stage).get(key)
+        return staged if staged is not None else self.data.get(key)
+
     def function_setting(self, stage: str, function: str, key: str) -> Any:
         """Chalice's order: the stage's function entry, the stage, the top-level function entry, the top level."""
         top, staged = self.data, self.stage(stage)

@@ -81,10 +81,10 @@ def policies(grants: Grants) -> dict[str, dict[str, Any]]:
             _allow("Queue", ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
                              "sqs:SendMessage"], [grants.queue_arn]),
         ),
-        # Scans upload records, deletes abandoned ones with their parts and pieces.
+        # Scans upload records, deletes abandoned ones with their parts and pieces; records its runs.
         "purge_uploads": _document(
             grants,
-            _allow("Table", ["dynamodb:Scan", "dynamodb:DeleteItem"], [grants.table_arn]),
+            _allow("Table", ["dynamodb:Scan", "dynamodb:DeleteItem", "dynamodb:UpdateItem"], [grants.table_arn]),
             _allow("Objects", ["s3:DeleteObject", "s3:AbortMultipartUpload"], grants.objects(BLOBS, DIRECT)),
         ),
         # Retention rules and the sweep: reads everything, removes what nothing references.

@@ -16,7 +16,12 @@ POLL_SECONDS = 5
 
 
 class StackFailed(Exception):
-    pass
+    def __init__(self, message: str, reasons: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.reasons = reasons  # why resources failed, from the stack's events
+
+    def because(self, *texts: str) -> bool:
+        return any(text in reason for reason in self.reasons for text in texts)
 
 
 class Stacks:
@@ -71,13 +76,22 @@ class Stacks:
         self._follow(name, since)
         return self.outputs(name)
 
-    def delete(self, name: str) -> None:
-        if self.describe(name) is None:
-            return
-        since = self._latest_event(name)
-        self._say(f"{name}: delete started")
-        self._cfn.delete_stack(StackName=name)
-        self._follow(name, since)
+    def delete(self, name: str, retry: Callable[[StackFailed], float | None] | None = None) -> None:
+        """Delete `name`. A failed deletion that `retry` answers with a number of seconds is
+        tried again after that long (None: give up)."""
+        while self.describe(name) is not None:
+            since = self._latest_event(name)
+            self._say(f"{name}: delete started")
+            self._cfn.delete_stack(StackName=name)
+            try:
+                self._follow(name, since)
+                return
+            except StackFailed as failure:
+                wait = retry(failure) if retry else None
+                if wait is None:
+                    raise
+                self._say(f"{name}: waiting {wait:.0f} s before deleting it again")
+                self._sleep(wait)
 
     def _change_set_ready(self, change_set: str) -> bool:
         while True:
@@ -105,6 +119,7 @@ class Stacks:
     def _follow(self, name: str, since: str | None) -> None:
         """Print the stack's new events until it stops changing; raise if it did not succeed."""
         seen = {since} if since else set()
+        reasons: list[str] = []
         while True:
             stack = self.describe(name)
             fresh = []
@@ -116,10 +131,12 @@ class Stacks:
                 seen.add(event["EventId"])
                 reason = f"  {event['ResourceStatusReason']}" if event.get("ResourceStatusReason") else ""
                 self._say(f"  {event['LogicalResourceId']}: {event['ResourceStatus']}{reason}")
+                if event["ResourceStatus"].endswith("_FAILED") and reason:
+                    reasons.append(reason.strip())
             status = stack["StackStatus"] if stack else "DELETE_COMPLETE"
             if not status.endswith("_IN_PROGRESS"):
                 if status not in ("CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE", "DELETE_COMPLETE"):
-                    raise StackFailed(f"{name}: {status}")
+                    raise StackFailed(f"{name}: {status}", tuple(reasons))
                 self._say(f"{name}: {status}")
                 return
             self._sleep(POLL_SECONDS)

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 from berth.deploy import artifacts, templates
 from berth.deploy.config import ChaliceConfig
 from berth.deploy.policies import policies
-from berth.deploy.stacks import Stacks
+from berth.deploy.stacks import StackFailed, Stacks
 from berth.deploy.storage import (
     TEMPLATE,
     Storage,
@@ -33,6 +34,14 @@ from berth.deploy.storage import (
 )
 
 CAPABILITIES = ("CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND")  # roles per function; the SAM transform
+# SQS refuses a queue's name for 60 s after that queue is deleted: a stage destroyed and deployed
+# again at once fails to create its verify queue. Waiting this long once is enough.
+QUEUE_NAME_WAIT = 65
+QUEUE_NAME_REFUSED = ("QueueDeletedRecently", "wait 60 seconds")
+# ACM can report a certificate in use for a while after the API's domain that used it is gone,
+# and the storage stack's deletion then fails on it: deleting again later succeeds.
+CERTIFICATE_WAIT, CERTIFICATE_ATTEMPTS = 60, 20
+CERTIFICATE_IN_USE = (" in use", "ResourceInUse")
 
 
 @dataclass(frozen=True)
@@ -110,14 +119,22 @@ def build_app(project_dir: Path, stage: str, storage: Storage, region: str) -> P
 
 
 def up(project_dir: Path, stage: str, region: str | None, choices: StackChoices,
-       say: Callable[[str], None] = print) -> None:
+       say: Callable[[str], None] = print, sleep: Callable[[float], None] = time.sleep) -> None:
     aws = Aws(region)
-    stacks, s3 = Stacks(aws.client("cloudformation"), say), aws.client("s3")
+    stacks, s3 = Stacks(aws.client("cloudformation"), say, sleep), aws.client("s3")
     config = ChaliceConfig(project_dir)
     previous = stacks.parameters(storage_stack(stage))
     parameters = storage_parameters(config, stage, aws, previous, choices)
     text = (project_dir / TEMPLATE).read_text()
-    storage = deploy_storage(stacks, s3, aws.client("dynamodb"), text, templates.load(text), stage, parameters)
+    try:
+        storage = deploy_storage(stacks, s3, aws.client("dynamodb"), text, templates.load(text), stage, parameters)
+    except StackFailed as failure:
+        if not failure.because(*QUEUE_NAME_REFUSED):
+            raise
+        say(f"SQS keeps a deleted queue's name for 60 s (this stage was removed moments ago): "
+            f"waiting {QUEUE_NAME_WAIT} s, then deploying the storage stack again")
+        sleep(QUEUE_NAME_WAIT)
+        storage = deploy_storage(stacks, s3, aws.client("dynamodb"), text, templates.load(text), stage, parameters)
 
     config.apply(stage, storage.environment(),
                  policies(storage.grants(stage, config.environment(stage).get("BERTH_EVENT_BUS"))))
@@ -143,25 +160,53 @@ def summary(stage: str, storage: Storage, outputs: dict[str, str], auth: str, aw
     if auth != "none":
         lines += ["First user (needs AWS credentials that can write the table):",
                   f"  berth user add admin --grant '*=*' {where}"]
-    lines += ["Then:", f"  docker login {storage.domain}",
+    doctor = f"berth doctor {storage.public_url}" + (" --user admin --password-stdin" if auth != "none" else "")
+    lines += ["Then:", f"  {doctor}   # checks the live stage (docs/deploy.md)", f"  docker login {storage.domain}",
               f"  docker tag alpine {storage.domain}/team/alpine:1 && docker push {storage.domain}/team/alpine:1"]
     return "\n".join(lines)
 
 
-def down(project_dir: Path, stage: str, region: str | None, say: Callable[[str], None] = print) -> None:
+def certificate_in_use(say: Callable[[str], None]) -> Callable[[StackFailed], float | None]:
+    """`Stacks.delete`'s retry for the storage stack: again while ACM still calls the
+    certificate in use, up to CERTIFICATE_ATTEMPTS times."""
+    tries = 0
+
+    def retry(failure: StackFailed) -> float | None:
+        nonlocal tries
+        tries += 1
+        if not failure.because(*CERTIFICATE_IN_USE) or tries >= CERTIFICATE_ATTEMPTS:
+            return None
+        say("ACM still calls the certificate in use: it notices the API's domain is gone only after a while")
+        return CERTIFICATE_WAIT
+
+    return retry
+
+
+def down(project_dir: Path, stage: str, region: str | None, say: Callable[[str], None] = print,
+         sleep: Callable[[float], None] = time.sleep) -> None:
     """Remove the app stack and the storage stack. The bucket and table stay (they hold the
     images); a later `make deploy` of the stage adopts them again."""
     aws = Aws(region)
-    stacks, s3 = Stacks(aws.client("cloudformation"), say), aws.client("s3")
+    stacks, s3 = Stacks(aws.client("cloudformation"), say, sleep), aws.client("s3")
     outputs = stacks.outputs(storage_stack(stage))
     stacks.delete(app_stack(stage))
-    storage = Storage.from_outputs(outputs) if outputs else None
-    if storage:
-        artifacts.prune(s3, storage.bucket, stage, keep=set())
-    stacks.delete(storage_stack(stage))
-    if storage:
-        say(f"Kept: bucket {storage.bucket} and table {storage.table} (the images, users and tokens).\n"
+    # The config `make deploy` wrote names the storage too: the artifacts go even when the
+    # storage stack has no outputs (gone already, or its last change failed).
+    env = ChaliceConfig(project_dir).environment(stage)
+    bucket = outputs.get("BucketName") or env.get("BERTH_BUCKET")
+    table = outputs.get("TableName") or env.get("BERTH_TABLE")
+    if bucket:
+        try:
+            artifacts.prune(s3, bucket, stage, keep=set())
+        except s3.exceptions.NoSuchBucket:
+            say(f"bucket {bucket} does not exist: no deployment artifacts to remove")
+    else:
+        say(f"no bucket known for stage {stage} (no storage stack outputs, no BERTH_BUCKET in .chalice/config.json): "
+            f"deployment artifacts under {artifacts.prefix(stage)} in its bucket, if any, are left")
+    stacks.delete(storage_stack(stage), retry=certificate_in_use(say))
+    if bucket and table:
+        say(f"Kept: bucket {bucket} and table {table} (the images, users and tokens).\n"
             f"`make deploy STAGE={stage}` takes them back. To delete them for good (irreversible):\n"
-            f"  aws s3 rm s3://{storage.bucket} --recursive && aws s3 rb s3://{storage.bucket}\n"
-            f"  aws dynamodb update-table --table-name {storage.table} --no-deletion-protection-enabled\n"
-            f"  aws dynamodb delete-table --table-name {storage.table}")
+            f"  aws s3 rm s3://{bucket} --recursive && aws s3 rb s3://{bucket}\n"
+            f"  aws dynamodb update-table --table-name {table} --no-deletion-protection-enabled\n"
+            f"  aws dynamodb delete-table --table-name {table}")

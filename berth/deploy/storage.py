@@ -19,6 +19,9 @@ TEMPLATE = Path("infra") / "registry.yaml"
 RETAINED = {"Blobs": ("AWS::S3::Bucket", "BucketName"), "Metadata": ("AWS::DynamoDB::Table", "TableName")}
 # AWS recommends a visibility timeout of six times the consuming function's timeout.
 VISIBILITY_PER_TIMEOUT = 6
+# What the registry needs from the storage stack (infra/registry.yaml's Outputs).
+REQUIRED_OUTPUTS = ("BucketName", "BucketArn", "TableName", "TableArn", "SigningSecretArn", "VerifyQueueName",
+                    "VerifyQueueUrl", "VerifyQueueArn", "VerifyDeadLetterQueueUrl")
 
 
 def storage_stack(stage: str) -> str:
@@ -54,7 +57,14 @@ class Storage:
     certificate_arn: str | None = None
 
     @classmethod
-    def from_outputs(cls, outputs: dict[str, str]) -> Storage:
+    def from_outputs(cls, outputs: dict[str, str], stack: str = "the storage stack") -> Storage:
+        missing = [key for key in REQUIRED_OUTPUTS if key not in outputs]
+        if missing:
+            raise SystemExit(
+                f"{stack} lacks the output(s) {', '.join(missing)}. CloudFormation lists a stack's outputs only "
+                "once a create or update of it has succeeded, and only those its template declared then: the "
+                "stack was made from an older infra/registry.yaml, or its last change failed (see its events). "
+                "Run `make deploy` again to update it.")
         return cls(outputs["BucketName"], outputs["BucketArn"], outputs["TableName"], outputs["TableArn"],
                    outputs["SigningSecretArn"], outputs["VerifyQueueName"], outputs["VerifyQueueUrl"],
                    outputs["VerifyQueueArn"], outputs["VerifyDeadLetterQueueUrl"], outputs.get("DomainName"),
@@ -137,4 +147,4 @@ def deploy_storage(stacks: Stacks, s3: Any, dynamodb: Any, template_text: str, t
         if leftovers:
             stacks.deploy(name, {"TemplateBody": json.dumps(import_template(template))}, parameters,
                           import_resources=leftovers)
-    return Storage.from_outputs(stacks.deploy(name, {"TemplateBody": template_text}, parameters))
+    return Storage.from_outputs(stacks.deploy(name, {"TemplateBody": template_text}, parameters), name)

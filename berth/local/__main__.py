@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["BERTH_STS_ENDPOINT"] = sts.endpoint
     os.environ.setdefault("BERTH_SERVER_ID", f"{args.host}:{args.port}")
     # Only now: loading app.py reads the environment that backend.start() set.
+    from berth.local.scheduler import Scheduler, periods
     from berth.local.server import Containers, LocalRegistry
     from berth.local.verifier import VerifierPoller
 
@@ -63,10 +64,17 @@ def main(argv: list[str] | None = None) -> None:
 
     verifier = VerifierPoller(server.containers, boto3.client("sqs", region_name=backend.REGION), aws.verify_queue_url)
     verifier.start()
+    with server.containers.borrow() as app:
+        every = periods(app)
+    scheduler = Scheduler(server.containers.borrow, every)
+    scheduler.run_due()  # the first runs, before the first request (deployed: within the hour)
+    scheduler.start()
     auth = backend.bootstrap_user(os.environ.get("BERTH_BOOTSTRAP_USER"))
     print(f"Berth registry on http://{registry}/v2/ (S3 and DynamoDB: moto at {aws.endpoint}, "
           f"bucket {aws.bucket}, table {aws.table}; in memory, gone when stopped)\n"
           f"  auth: {auth}; admin: berth user ... --local {server.server_address[1]}\n"
+          f"  scheduled: {', '.join(f'{name} every {seconds // 60} min' for name, seconds in every.items())} "
+          f"(each ran once at start)\n"
           f"  push: skopeo copy --dest-tls-verify=false oci:DIR:TAG docker://{registry}/team/app:1\n"
           f"        podman push --tls-verify=false IMAGE {registry}/team/app:1\n"
           f"  pull: skopeo copy --src-tls-verify=false docker://{registry}/team/app:1 oci:OUT:1\n"
@@ -77,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        scheduler.stop()
         verifier.stop()
         server.server_close()
         state.unlink(missing_ok=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from chalice import Response
 
-from chalicelib.api.handlers import base, blobs, discovery, manifests, token, uploads
+from chalicelib.api.handlers import base, blobs, discovery, doctor, manifests, token, uploads
 from chalicelib.api.request import RegistryRequest
 from chalicelib.registry import Registry
 
@@ -45,6 +45,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET",    r"/v2/?",                           base.version_check,     LOGIN),
     Route("HEAD",   r"/v2/?",                           base.version_check,     LOGIN),
     Route("GET",    r"/v2/_catalog",                    discovery.catalog,      CATALOG),
+    # `berth doctor`'s report (a Berth extension): for known users, as the catalog is.
+    Route("POST",   doctor.PATH,                        doctor.report,          CATALOG),
     Route("GET",    rf"{NAME}/tags/list",               discovery.tags,         PULL),
     Route("GET",    rf"{NAME}/referrers/{DIGEST}",      discovery.referrers,    PULL),
     Route("GET",    rf"{NAME}/manifests/{REFERENCE}",   manifests.get,          PULL),

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import math
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from chalicelib.storage.clients import AwsClients
 
 STREAM_CHUNK = 8 * 1024 * 1024
+# A presigned URL ends this long before the credentials that signed it: clocks differ, and the
+# client needs a moment to use it.
+CREDENTIALS_MARGIN = 60
+
+
+def presign_lifetime(wanted: int, credentials_expiry: float | None, now: float) -> int:
+    """Seconds a presigned URL may claim. S3 refuses a URL once the temporary credentials that
+    signed it expire, whatever its X-Amz-Expires says, so a URL never outlives them (less a
+    margin); with no expiry known, the configured lifetime stands. At least one second."""
+    if credentials_expiry is None:
+        return wanted
+    left = math.floor(credentials_expiry - now) - CREDENTIALS_MARGIN
+    return max(1, min(wanted, left))
 
 
 class MissingObject(Exception):
@@ -25,10 +40,16 @@ _NOT_THERE = ("404", "NoSuchKey", "NotFound", "412", "PreconditionFailed")  # 41
 
 
 class BlobStore:
-    def __init__(self, clients: AwsClients, bucket: str, presign_seconds: int) -> None:
+    def __init__(self, clients: AwsClients, bucket: str, presign_seconds: int,
+                 clock: Callable[[], float] = time.time) -> None:
         self._clients = clients
         self.bucket = bucket
         self._presign_seconds = presign_seconds
+        self._clock = clock
+
+    def presign_seconds(self) -> int:
+        """The lifetime of a URL presigned now (`presign_lifetime`)."""
+        return presign_lifetime(self._presign_seconds, self._clients.credentials_expiry(), self._clock())
 
     @property
     def _s3(self) -> Any:
@@ -146,10 +167,10 @@ class BlobStore:
     def presigned_upload_part(self, key: str, upload_id: str, number: int) -> str:
         return self._s3.generate_presigned_url(
             "upload_part", Params={"Bucket": self.bucket, "Key": key, "UploadId": upload_id, "PartNumber": number},
-            ExpiresIn=self._presign_seconds,
+            ExpiresIn=self.presign_seconds(),
         )
 
     def presigned_get(self, key: str) -> str:
         return self._s3.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=self._presign_seconds
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=self.presign_seconds()
         )

@@ -69,9 +69,10 @@ class Packaged:
         return {name: r for name, r in self.resources.items() if r["Type"] == kind}
 
 
-def package_stage(into: Path, auth: str) -> Packaged:
+def package_stage(into: Path, auth: str, stage_settings: dict[str, Any] | None = None) -> Packaged:
     project = project_copy(into)
     config = ChaliceConfig(project)
+    config.data["stages"][STAGE].update(stage_settings or {})
     config.data["stages"][STAGE]["environment_variables"].update({"BERTH_AUTH": auth, "BERTH_EVENT_BUS": EVENT_BUS})
     config.apply(STAGE, STORAGE.environment(), policies(STORAGE.grants(STAGE, EVENT_BUS)))
     config.save()

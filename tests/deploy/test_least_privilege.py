@@ -42,6 +42,7 @@ from chalicelib.manifests import mediatypes as mt
 from chalicelib.registry import Registry
 from chalicelib.storage.clients import AwsClients
 from chalicelib.storage.dynamo import tag_sk
+from chalicelib.storage.heartbeats import Heartbeats
 from chalicelib.storage.table import to_item
 from chalicelib.uploads.parts import MIN_PART
 from tests.api.ui_support import Visitor
@@ -262,6 +263,7 @@ def run_the_api(stage: Stage) -> None:
     assert api.get(f"/v2/team/app/blobs/{layer}", headers=auth).status == 307
     for listing in ("/v2/team/app/tags/list", "/v2/_catalog", f"/v2/team/app/referrers/{small}"):
         assert api.get(listing, headers=auth).status == 200, listing
+    assert api.post("/v2/_berth/doctor", headers=auth).json()["events"]["accepted"] is True
     # The web pages, as the admin sees them: every page, the storage totals and a dry run (a Scan).
     pages = Visitor(api)
     assert pages.log_in("admin", PASSWORD).status == 303
@@ -297,9 +299,10 @@ def run_the_jobs(stage: Stage) -> None:
     stage.aws.dynamodb.update_item(TableName=stage.settings.table, Key=key,
                                    UpdateExpression="SET created = created - :h",
                                    ExpressionAttributeValues=to_item({":h": int(HOUR)}))
-    with running("purge_uploads"):
+    heartbeats = Heartbeats(stage.aws, stage.settings.table)  # as app.py records each scheduled run
+    with running("purge_uploads"), heartbeats.run("purge_uploads"):
         assert stage.housekeeping(48).purge().uploads == 2
-    with running("collect_garbage"):
+    with running("collect_garbage"), heartbeats.run("collect_garbage"):
         report = stage.housekeeping(24 * 30).scheduled_collection(never)
     assert report["manifests"] >= 1 and report["blobs"] >= 1, report
 

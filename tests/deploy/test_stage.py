@@ -304,4 +304,108 @@ def test_up_runs_every_step_in_order(tmp_path: Path, aws: AwsClients, monkeypatc
     assert template_key not in left  # CloudFormation has read it; only the bundle stays
     assert said[-1].startswith("Registry: https://registry.example.com")
     assert "docker login registry.example.com" in said[-1] and "berth user add admin" in said[-1]
+    assert "berth doctor https://registry.example.com --user admin --password-stdin" in said[-1]
     aws.s3.delete_object(Bucket=STORAGE.bucket, Key=bundle)
+
+
+def test_missing_storage_outputs_are_named_with_the_reason() -> None:
+    from berth.deploy.storage import Storage
+
+    partial = {k: v for k, v in OUTPUTS.items() if k not in ("VerifyQueueUrl", "VerifyDeadLetterQueueUrl")}
+    with pytest.raises(SystemExit) as refused:
+        Storage.from_outputs(partial, "berth-prod-storage")
+    message = str(refused.value)
+    assert "berth-prod-storage lacks the output(s) VerifyQueueUrl, VerifyDeadLetterQueueUrl" in message
+    assert "make deploy" in message and "failed" in message
+
+
+def test_a_deletion_refused_while_acm_calls_the_certificate_in_use_is_tried_again(cloudformation: Any) -> None:
+    from berth.deploy.stage import CERTIFICATE_WAIT, certificate_in_use
+
+    in_use = {**event(2, "Certificate", "DELETE_FAILED"),
+              "ResourceStatusReason": "Certificate arn:aws:acm:us-east-1:1:certificate/x in use. (Service: Acm)"}
+    slept: list[float] = []
+    said: list[str] = []
+    with Stubber(cloudformation) as stub:
+        for attempt in range(2):
+            stub.add_response("describe_stacks", stack("DELETE_FAILED" if attempt else "UPDATE_COMPLETE"),
+                              {"StackName": "berth-prod"})
+            stub.add_response("describe_stack_events", {"StackEvents": [event(1, "x", "UPDATE_COMPLETE")]},
+                              {"StackName": "berth-prod"})
+            stub.add_response("delete_stack", {}, {"StackName": "berth-prod"})
+            if attempt == 0:
+                stub.add_response("describe_stacks", stack("DELETE_FAILED"), {"StackName": "berth-prod"})
+                stub.add_response("describe_stack_events", {"StackEvents": [in_use, event(1, "x", "UPDATE_COMPLETE")]},
+                                  {"StackName": "berth-prod"})
+            else:
+                stub.add_client_error("describe_stacks", **missing())
+                stub.add_client_error("describe_stack_events", **missing())
+        stacks = Stacks(cloudformation, said.append, sleep=slept.append)
+        stacks.delete("berth-prod", retry=certificate_in_use(said.append))
+        stub.assert_no_pending_responses()
+    assert slept == [CERTIFICATE_WAIT]
+    assert any("ACM still calls the certificate in use" in line for line in said)
+    assert said[-1] == "berth-prod: DELETE_COMPLETE"
+
+
+def test_other_failed_deletions_are_not_retried() -> None:
+    from berth.deploy.stage import certificate_in_use
+
+    retry = certificate_in_use(lambda _: None)
+    assert retry(StackFailed("berth-prod: DELETE_FAILED", ("Bucket not empty",))) is None
+    assert retry(StackFailed("berth-prod: DELETE_FAILED", ("Certificate x is in use.",))) is not None
+
+
+def test_down_removes_the_artifacts_even_without_storage_outputs(tmp_path: Path, aws: AwsClients,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The storage stack is gone or failed and lists no outputs: the bucket named in the stage's
+    config still loses the stage's deployment artifacts, and both stacks are deleted."""
+    from berth.deploy.stage import down
+
+    project = project_copy(tmp_path / "project")
+    config = ChaliceConfig(project)
+    config.data["stages"]["prod"]["environment_variables"].update({"BERTH_BUCKET": "down-test",
+                                                                   "BERTH_TABLE": "down-test"})
+    config.save()
+    aws.s3.create_bucket(Bucket="down-test")
+    aws.s3.put_object(Bucket="down-test", Key="deploy/prod/bundle.zip", Body=b"zip")
+    aws.s3.put_object(Bucket="down-test", Key="blobs/an-image-layer", Body=b"kept")
+    deleted: list[tuple[str, bool]] = []
+    monkeypatch.setattr(Stacks, "outputs", lambda self, name: {})
+    monkeypatch.setattr(Stacks, "delete", lambda self, name, retry=None: deleted.append((name, retry is not None)))
+    said: list[str] = []
+    down(project, "prod", REGION, said.append)
+    assert deleted == [("berth-prod", False), ("berth-prod-storage", True)]
+    assert [o["Key"] for o in aws.s3.list_objects_v2(Bucket="down-test")["Contents"]] == ["blobs/an-image-layer"]
+    assert "Kept: bucket down-test and table down-test" in said[-1]
+
+
+def test_up_waits_out_a_queue_name_sqs_still_holds(tmp_path: Path, aws: AwsClients,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deployed moments after `make destroy`: the storage stack fails on the verify queue's name,
+    so `make deploy` waits for SQS to release it and deploys the storage stack again."""
+    from berth.deploy import stage as stage_module
+
+    attempts: list[str] = []
+
+    def storage(*args: Any) -> Any:
+        attempts.append("storage")
+        if len(attempts) == 1:
+            raise StackFailed("berth-prod-storage: ROLLBACK_COMPLETE", (
+                "Resource handler returned message: \"You must wait 60 seconds after deleting a queue before you can "
+                "create another with the same name. (Service: Sqs, Status Code: 400)\" (AWS.SimpleQueueService."
+                "QueueDeletedRecently)",))
+        raise RuntimeError("deployed again")  # far enough: what follows is test_up_runs_every_step_in_order's
+
+    monkeypatch.setattr(stage_module, "deploy_storage", storage)
+    monkeypatch.setattr(Stacks, "parameters", lambda self, name: {})
+    project = project_copy(tmp_path / "project")
+    (project / "infra").mkdir()
+    (project / TEMPLATE).write_text((REPO / TEMPLATE).read_text())
+    slept: list[float] = []
+    said: list[str] = []
+    with pytest.raises(RuntimeError, match="deployed again"):
+        stage_module.up(project, "prod", REGION, StackChoices("registry.example.com", "Z0123456789ABC"),
+                        said.append, slept.append)
+    assert attempts == ["storage", "storage"] and slept == [stage_module.QUEUE_NAME_WAIT]
+    assert "SQS keeps a deleted queue's name for 60 s" in said[-1]
