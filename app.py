@@ -1,6 +1,7 @@
 """Berth's Lambda entry point: wiring only. Every `/v2/` and `/token` request goes to one
 dispatcher; with auth on, an authorizer stands in front of `/v2` (chalicelib/auth/gateway.py)."""
 
+from dataclasses import asdict
 from typing import Any
 
 from chalice import Chalice, Rate
@@ -10,6 +11,7 @@ from chalicelib.api.dispatch import handle
 from chalicelib.api.request import RegistryRequest
 from chalicelib.api.routes import METHODS
 from chalicelib.auth import gateway
+from chalicelib.cache.copier import copies_in
 from chalicelib.lifecycle.jobs import Housekeeping, time_left
 from chalicelib.registry import Registry
 from chalicelib.settings import Settings
@@ -82,3 +84,21 @@ def verify_blob(event: SQSEvent) -> None:
     for record in event:
         for uuid in uploads_in(record.body):
             registry.verifier.run(uuid, should_stop)
+
+
+# The pull-through cache (docs/cache.md): blobs pulled through it are copied into S3 off the
+# request path; content not pulled for a rule's expiry is evicted.
+@app.on_sqs_message(queue=registry.settings.cache.copy_queue, batch_size=1)
+def copy_blob(event: SQSEvent) -> None:
+    should_stop = time_left(event.context)
+    for record in event:
+        for digest in copies_in(record.body):
+            if registry.cache is not None:
+                registry.cache.copier.run(digest, should_stop)
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS))
+def collect_cache(event: CloudWatchEvent) -> dict[str, Any]:
+    if registry.cache is None or not registry.cache.eviction.due():
+        return {"status": "not due"}
+    return asdict(registry.cache.eviction.run(time_left(event.context)))

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 
 from chalicelib.auth.authenticator import Authenticator
+from chalicelib.cache.wiring import Cache, build_cache
 from chalicelib.events import EventPublisher
 from chalicelib.manifests.service import Manifests
 from chalicelib.settings import Settings
@@ -30,6 +31,7 @@ class Registry:
     direct: DirectUploads
     verifier: Verifier
     events: EventPublisher | None = None  # registry events on EventBridge, when BERTH_EVENT_BUS is set
+    cache: Cache | None = None  # the pull-through cache, when BERTH_UPSTREAMS has rules
 
     @classmethod
     def build(cls, settings: Settings, clients: AwsClients | None = None) -> Registry:
@@ -52,4 +54,5 @@ class Registry:
         uploads = Uploads(blobs, meta)
         return cls(settings, blobs, meta, uploads, Manifests(blobs, meta, settings.lifecycle), accounts,
                    Authenticator(settings, accounts, signing_key), DirectUploads(blobs, meta, uploads),
-                   Verifier(blobs, meta, uploads, continue_later), EventPublisher.build(aws, settings))
+                   Verifier(blobs, meta, uploads, continue_later), EventPublisher.build(aws, settings),
+                   build_cache(settings.cache, aws, blobs, settings.table) if settings.cache.enabled else None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from chalicelib.cache.rules import CacheConfig
 from chalicelib.lifecycle.policy import Lifecycle
 
 AUTH_MODES = ("none", "basic", "token")
@@ -27,6 +28,7 @@ class Settings:
     event_bus: str | None = None  # EventBridge bus (name or ARN) for registry events; None: none sent
     event_actions: frozenset[str] = frozenset({"push", "tag", "delete"})  # pulls are opt-in: one event each
     lifecycle: Lifecycle = field(default_factory=Lifecycle)  # retention, immutability, purge, GC, delete switches
+    cache: CacheConfig = field(default_factory=CacheConfig)  # pull-through rules (BERTH_UPSTREAMS, docs/cache.md)
 
     def __post_init__(self) -> None:
         if self.auth_mode not in AUTH_MODES:
@@ -52,4 +54,5 @@ class Settings:
             event_actions=frozenset(a.strip() for a in os.environ.get("BERTH_EVENTS", "push,tag,delete").split(",")
                                     if a.strip()),
             lifecycle=Lifecycle.from_env(os.environ),
+            cache=CacheConfig.from_env(os.environ),
         )
