@@ -67,7 +67,7 @@ class Copier:
         self._continue_later = continue_later  # (digest, delay in seconds)
         self._counters = counters
         self._clock = clock
-        self._part_size = part_size
+        self.part_size = part_size
 
     def _now(self) -> int:
         return int(self._clock())
@@ -131,9 +131,9 @@ class Copier:
         buffer = bytearray()
         for chunk in stream:
             buffer += chunk
-            while len(buffer) >= self._part_size:
+            while len(buffer) >= self.part_size:
                 # A part only once the next byte exists: the last part may be short, others not.
-                part, buffer = bytes(buffer[:self._part_size]), buffer[self._part_size:]
+                part, buffer = bytes(buffer[:self.part_size]), buffer[self.part_size:]
                 blob = self._part(blob, owner, part, hasher)
                 if len(blob.parts) >= MAX_PARTS:
                     return self._fail(blob, owner, "unavailable", "larger than the cache copies")

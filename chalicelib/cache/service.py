@@ -93,7 +93,7 @@ class PullThrough:
         self.counters = counters
         self._clock = clock
         self._sleep = sleep
-        self._wait_seconds = wait_seconds
+        self.wait_seconds = wait_seconds  # how long a blob GET waits for a copy it cannot redirect past
 
     def covers(self, name: str) -> bool:
         return self.config.rule_for(name) is not None
@@ -331,7 +331,7 @@ class PullThrough:
         """An upstream that serves blob bytes itself, behind credentials, gives no URL a client
         could use: wait for the copy, then redirect to S3; still copying at the deadline, send
         the client back here (it follows the redirect and waits again)."""
-        deadline, delay = self._clock() + self._wait_seconds, 0.1
+        deadline, delay = time.monotonic() + self.wait_seconds, 0.1
         while True:
             blob = self._store.get_blob(str(digest))
             if blob is not None and blob.state == DONE:
@@ -340,7 +340,7 @@ class PullThrough:
                 kind = _FAILURES.get(blob.failure or "", Oci.UPSTREAM_UNAVAILABLE) if blob else Oci.UPSTREAM_UNAVAILABLE
                 raise RegistryError(kind, "the blob could not be copied from the upstream registry",
                                     detail={"digest": str(digest)})
-            if self._clock() + delay > deadline:
+            if time.monotonic() + delay > deadline:
                 return BlobAnswer(307, {"Location": f"/v2/{name}/blobs/{digest}", "Retry-After": "1",
                                         **self._blob_headers(digest, None)})
             self._sleep(delay)

@@ -32,6 +32,8 @@ TOKEN_LIMIT = 64 * 1024  # a token response larger than this is not one
 DEFAULT_TOKEN_SECONDS = 60  # the token spec's default lifetime
 EXPIRY_MARGIN = 10
 MAX_REDIRECTS = 5
+# The instance metadata service's IPv6 address (its IPv4 one is link-local, refused as such).
+METADATA_ADDRESSES = frozenset({ipaddress.ip_address("fd00:ec2::254")})
 
 
 class NotFound(Exception):
@@ -90,7 +92,7 @@ def address_allowed(address: str, private_ok: bool) -> bool:
     service lives there), multicast or unspecified; loopback and private ranges only for an
     upstream that is itself on them."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
+    if ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved or ip in METADATA_ADDRESSES:
         return False
     return private_ok or not (ip.is_loopback or ip.is_private)
 

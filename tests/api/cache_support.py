@@ -78,6 +78,30 @@ class Cached:
         return [f"{e.method} {e.path}" for e in self.upstream.log[before:]]
 
 
+@contextlib.contextmanager
+def copier_running(cached: Cached) -> Iterator[None]:
+    """The copier in a thread of its own, in a Lambda container of its own (as deployed): for
+    pulls that wait on a copy."""
+    import threading
+
+    from tests.helpers import load_app
+
+    app, stop = load_app(cached.registry), threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            deliver(lambda: contextlib.nullcontext(app), cached.aws.sqs, cached.queue_url, wait_seconds=1,
+                    handler="copy_blob")
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
 def cache_rule(upstream: UpstreamRegistry, **options: Any) -> Rule:
     credentials = CredentialSource("env", CREDENTIALS_ENV) if upstream.auth else None
     return Rule(PREFIX, upstream.url, credentials=credentials, **options)

@@ -33,6 +33,7 @@ class Logged:
     path: str
     authorization: str | None
     host: str
+    range: str | None = None
 
 
 @dataclass
@@ -50,6 +51,7 @@ class UpstreamRegistry:
     lies: dict[str, bytes] = field(default_factory=dict)  # digest -> what is served instead
     ignore_range: bool = False
     tokens: set[str] = field(default_factory=set)
+    cdn_host: str = "localhost"  # where blob GETs are redirected (with this server's port)
     port: int = 0
 
     # ---- content ----------------------------------------------------------------------------
@@ -130,7 +132,7 @@ class _Handler(BaseHTTPRequestHandler):
         reg = self.registry
         url = urlsplit(self.path)
         reg.log.append(Logged(self.command, url.path, self.headers.get("Authorization"),
-                              self.headers.get("Host", "")))
+                              self.headers.get("Host", ""), self.headers.get("Range")))
         if url.path.startswith("/cdn/"):
             return self._blob_bytes(url.path[len("/cdn/"):], with_body)
         if reg.down:
@@ -151,7 +153,7 @@ class _Handler(BaseHTTPRequestHandler):
             if (repo, reference) not in reg.blobs:
                 return self._error(404, "BLOB_UNKNOWN", with_body=with_body)
             if with_body and reg.redirect:
-                host = f"localhost:{reg.port}"  # another origin than 127.0.0.1:port
+                host = f"{reg.cdn_host}:{reg.port}"  # by default another origin than 127.0.0.1:port
                 return self._send(307, {"Location": f"http://{host}/cdn/{repo}@{reference}?sig=1"}, b"", False)
             return self._blob_bytes(f"{repo}@{reference}", with_body)
         if kind == "referrers" and reg.referrers is not None:
