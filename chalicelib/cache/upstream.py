@@ -92,6 +92,8 @@ def address_allowed(address: str, private_ok: bool) -> bool:
     service lives there), multicast or unspecified; loopback and private ranges only for an
     upstream that is itself on them."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
+    mapped = getattr(ip, "ipv4_mapped", None)  # ::ffff:169.254.169.254 reaches 169.254.169.254
+    ip = mapped or ip
     if ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved or ip in METADATA_ADDRESSES:
         return False
     return private_ok or not (ip.is_loopback or ip.is_private)

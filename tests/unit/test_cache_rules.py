@@ -102,6 +102,7 @@ def test_credentials_text_in_either_form_and_never_quoted_back() -> None:
     ("151.101.1.1", False, True),
     ("169.254.169.254", True, False),  # the instance metadata service, whatever the upstream
     ("fe80::1", True, False),
+    ("::ffff:169.254.169.254", True, False),
     ("fd00:ec2::254", True, False),
     ("0.0.0.0", True, False),
     ("127.0.0.1", False, False),
