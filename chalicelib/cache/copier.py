@@ -98,13 +98,9 @@ class Copier:
         except Unavailable as err:
             return self._later(blob, owner, err.reason)
         try:
-            stream = self._from(response, blob.offset)
-            return self._stream(blob, owner, expected, resuming, stream, should_stop)
+            return self._stream(blob, owner, expected, resuming, self._from(response, blob.offset), should_stop)
         except LeaseLost:
             return "taken over"
-        except Unreachable as err:
-            # Carry on later from the last checkpoint, which the record holds.
-            return self._later(self._store.get_blob(blob.digest) or blob, owner, str(err))
         finally:
             response.close()
 
@@ -129,19 +125,22 @@ class Copier:
                 should_stop: Callable[[], bool]) -> str:
         hasher: Any = resumable.ResumableSha256(blob.hash_state) if resuming else hashlib.new(expected.algorithm)
         buffer = bytearray()
-        for chunk in stream:
-            buffer += chunk
-            while len(buffer) >= self.part_size:
-                # A part only once the next byte exists: the last part may be short, others not.
-                part, buffer = bytes(buffer[:self.part_size]), buffer[self.part_size:]
-                blob = self._part(blob, owner, part, hasher)
-                if len(blob.parts) >= MAX_PARTS:
-                    return self._fail(blob, owner, "unavailable", "larger than the cache copies")
-                if resuming and should_stop():
-                    # What is buffered beyond the part is read again by the next invocation.
-                    self._store.save_copy(blob, owner, until=None)
-                    self._continue_later(blob.digest, 0)
-                    return f"continued at {blob.offset}"
+        try:
+            for chunk in stream:
+                buffer += chunk
+                while len(buffer) >= self.part_size:
+                    # A part only once more bytes exist: the last part may be short, others not.
+                    part, buffer = bytes(buffer[:self.part_size]), buffer[self.part_size:]
+                    blob = self._part(blob, owner, part, hasher)
+                    if len(blob.parts) >= MAX_PARTS:
+                        return self._fail(blob, owner, "unavailable", "larger than the cache copies")
+                    if resuming and should_stop():
+                        # What is buffered beyond the part is read again by the next invocation.
+                        self._store.save_copy(blob, owner, until=None)
+                        self._continue_later(blob.digest, 0)
+                        return f"continued at {blob.offset}"
+        except Unreachable as err:
+            return self._later(blob, owner, str(err))  # from the last checkpoint, which `blob` is
         hasher.update(bytes(buffer))
         actual = hasher.hexdigest()
         size = blob.offset + len(buffer)
