@@ -271,24 +271,27 @@ class PullThrough:
         cached, now = blob is not None and blob.state == DONE, self._now()
         upstream, upstream_repo = self._upstream(rule), rule.upstream_name(name)
         try:
-            if link is None or method == "HEAD" and not cached:
+            if method == "HEAD" and not cached or link is None and cached:
                 # Only the upstream says whether this repository holds the blob: a digest known
                 # from another repository (or another upstream) proves nothing here.
                 size = upstream.blob_size(upstream_repo, str(digest))
                 if link is None:
                     self._store.link(name, str(digest), now)
-                if method == "HEAD" and not cached:
+                    link = {"last_pulled": now}
+                if not cached:
                     self.counters.add(misses=1)
                     return BlobAnswer(200, self._blob_headers(digest, size))
             if blob is not None and cached:
                 self._blob_pulled(name, digest, blob, link, now)
                 self.counters.add(hits=1, bytes_saved=blob.size or 0)
                 return self._from_s3(blob, method)
-            where = upstream.locate_blob(upstream_repo, str(digest))
+            where = upstream.locate_blob(upstream_repo, str(digest))  # the upstream's answer confirms it
         except NotFound:
             raise RegistryError(Oci.BLOB_UNKNOWN, detail={"digest": str(digest)}) from None
         except Unavailable as err:
             raise unavailable(err) from None
+        if link is None:
+            self._store.link(name, str(digest), now)
         self.counters.add(misses=1)
         self._ensure_copy(rule, upstream_repo, digest, blob, now)
         if isinstance(where, Direct) and not where.open:
