@@ -11,7 +11,6 @@ from chalicelib.api.dispatch import handle
 from chalicelib.api.request import RegistryRequest
 from chalicelib.api.routes import METHODS
 from chalicelib.auth import gateway
-from chalicelib.cache.copier import copies_in
 from chalicelib.lifecycle.jobs import Housekeeping, time_left
 from chalicelib.registry import Registry
 from chalicelib.settings import Settings
@@ -90,6 +89,8 @@ def verify_blob(event: SQSEvent) -> None:
 # request path; content not pulled for a rule's expiry is evicted.
 @app.on_sqs_message(queue=registry.settings.cache.copy_queue, batch_size=1)
 def copy_blob(event: SQSEvent) -> None:
+    from chalicelib.cache.copier import copies_in
+
     should_stop = time_left(event.context)
     for record in event:
         for digest in copies_in(record.body):

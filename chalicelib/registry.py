@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from chalicelib.auth.authenticator import Authenticator
-from chalicelib.cache.wiring import Cache, build_cache
 from chalicelib.events import EventPublisher
 from chalicelib.manifests.service import Manifests
 from chalicelib.settings import Settings
@@ -17,6 +17,9 @@ from chalicelib.storage.s3 import BlobStore
 from chalicelib.uploads.direct import DirectUploads
 from chalicelib.uploads.service import Uploads
 from chalicelib.uploads.verify import CONTINUE, Verifier
+
+if TYPE_CHECKING:
+    from chalicelib.cache.wiring import Cache
 
 
 @dataclass
@@ -52,7 +55,11 @@ class Registry:
             aws.sqs.send_message(QueueUrl=settings.verify_queue_url, MessageBody=json.dumps({CONTINUE: uuid}))
 
         uploads = Uploads(blobs, meta)
+        cache = None
+        if settings.cache.enabled:  # imported only then: a registry without rules pays nothing at cold start
+            from chalicelib.cache.wiring import build_cache
+
+            cache = build_cache(settings.cache, aws, blobs, settings.table)
         return cls(settings, blobs, meta, uploads, Manifests(blobs, meta, settings.lifecycle), accounts,
                    Authenticator(settings, accounts, signing_key), DirectUploads(blobs, meta, uploads),
-                   Verifier(blobs, meta, uploads, continue_later), EventPublisher.build(aws, settings),
-                   build_cache(settings.cache, aws, blobs, settings.table) if settings.cache.enabled else None)
+                   Verifier(blobs, meta, uploads, continue_later), EventPublisher.build(aws, settings), cache)

@@ -5,6 +5,7 @@ swaps a route's handler for the one here when the name is covered (`pull_through
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from chalice import Response
 
@@ -12,10 +13,12 @@ from chalicelib.api.handlers import blobs, discovery, manifests
 from chalicelib.api.pagination import page_size
 from chalicelib.api.request import RegistryRequest
 from chalicelib.api.responses import empty, json_body, text
-from chalicelib.cache.service import PullThrough, Served
 from chalicelib.errors import Oci, RegistryError
 from chalicelib.manifests.mediatypes import OCI_INDEX
 from chalicelib.registry import Registry
+
+if TYPE_CHECKING:  # the cache's code loads with its first request (chalicelib/registry.py)
+    from chalicelib.cache.service import PullThrough, Served
 
 Handler = Callable[[RegistryRequest, Registry], Response]
 
