@@ -297,20 +297,4 @@ class CacheStore(Table):
              page_size: int = 500) -> Iterator[tuple[list[dict[str, Any]], dict[str, str] | None]]:
         """Pages of the cache's items (tags, manifests, links, referrers, blobs; not counters),
         each with the position after it, from which a later scan resumes."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.table, "Limit": page_size,
-            "FilterExpression": "begins_with(pk, :repos) OR begins_with(pk, :blobs)",
-            "ProjectionExpression": ", ".join(f"#{name}" for name in _SCANNED),
-            "ExpressionAttributeNames": {f"#{name}": name for name in _SCANNED},
-            "ExpressionAttributeValues": to_item({":repos": "cache#", ":blobs": BLOB_PK}),
-        }
-        if start:
-            kwargs["ExclusiveStartKey"] = to_item(start)
-        while True:
-            page = self._db.scan(**kwargs)
-            position = from_item(page["LastEvaluatedKey"]) if "LastEvaluatedKey" in page else None
-            yield [from_item(item) for item in page.get("Items", [])], position
-            if position is None:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
+        return self._scan(("cache#", BLOB_PK), _SCANNED, start, page_size)

@@ -8,9 +8,7 @@ The end-to-end tests use real registries instead (tests/e2e/test_cache*.py)."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,12 +17,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.helpers import digest_of, serving
+
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-
-
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 @dataclass
@@ -90,16 +86,9 @@ class UpstreamRegistry:
         class Handler(_Handler):
             registry = upstream
 
-        server = _Server(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        self.port = server.server_address[1]
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
+        with serving(Handler, _Server) as port:
+            self.port = port
             yield self
-        finally:
-            server.shutdown()
-            server.server_close()
 
 
 class _Server(ThreadingHTTPServer):

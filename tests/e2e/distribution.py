@@ -4,7 +4,6 @@ caller chose, stopped by its PID."""
 
 from __future__ import annotations
 
-import http.client
 import os
 import subprocess
 import time
@@ -13,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import bcrypt
+
+from tests.local import _answers
 
 BINARY = "docker-registry"
 START_SECONDS = 30
@@ -23,15 +24,14 @@ def htpasswd_line(user: str, password: str) -> str:
     return f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()}\n"
 
 
-def _answers(port: int) -> bool:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Terminate a server of ours by its PID, and kill it if it will not go."""
+    process.terminate()
     try:
-        connection.request("GET", "/v2/")
-        return connection.getresponse().status in (200, 401)
-    except OSError:
-        return False
-    finally:
-        connection.close()
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @contextmanager
@@ -53,9 +53,4 @@ def docker_registry(config: str, port: int, workdir: Path, binary: str = BINARY)
             time.sleep(0.1)
         yield log_path
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)

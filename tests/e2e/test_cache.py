@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ import requests
 
 from berth.target import local_state_path
 from tests.e2e.conftest import Skopeo
-from tests.e2e.distribution import docker_registry, htpasswd_line
+from tests.e2e.distribution import docker_registry, htpasswd_line, stop
 from tests.e2e.images import Layout, blobs, sha256
 from tests.e2e.test_auth import ADMIN, berth
 from tests.local import LocalServer, free_port, local_server
@@ -355,12 +354,7 @@ def dockerd(cache: LocalServer, tmp_path_factory: pytest.TempPathFactory) -> Ite
             time.sleep(0.5)
         yield daemon
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()
 
 
