@@ -40,7 +40,7 @@ pytestmark = pytest.mark.e2e
 PULLER = "puller:pull-secret"  # the cache's account on the Berth upstream: pull only
 MIRROR_USER, MIRROR_PASSWORD = "mirror", "mirror-secret"  # the docker-registry upstream's
 CREDENTIALS_ENV = "BERTH_E2E_UPSTREAM_CREDENTIALS"
-TTL = 3
+TTL = 6
 DOCKER = "/usr/bin/docker"  # Debian's docker.io CLI (a newer one may shadow it in PATH)
 
 
