@@ -151,7 +151,10 @@ class PullThrough:
                 return Served(cached.record, self._body(cached), "fwd=stale; fwd-status=304")
             changed = Digest.parse(head.digest) if head.digest and looks_like_digest(head.digest) else None
             return self._fetch_tag(rule, name, tag, changed, "fwd=stale; fwd-status=200; stored")
-        except NotFound:
+        except NotFound as err:
+            if cached is not None and err.status != 404:
+                # Refused rather than gone (credentials revoked, say): what was cached stays served.
+                return self._stale(rule, name, tag, cached, f"the upstream answered {err.status}")
             if cached is not None:
                 self._forget_tag(name, tag, cached)
             raise RegistryError(Oci.MANIFEST_UNKNOWN, detail={"reference": tag}) from None

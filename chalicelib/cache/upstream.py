@@ -37,8 +37,12 @@ METADATA_ADDRESSES = frozenset({ipaddress.ip_address("fd00:ec2::254")})
 
 
 class NotFound(Exception):
-    """The upstream has no such thing, or will not show it to these credentials (Docker Hub
-    answers 401 for a repository that does not exist)."""
+    """The upstream has no such thing (404), or will not show it to these credentials (401,
+    403: also Docker Hub's answer for a repository that does not exist)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
 
 
 class Unavailable(Exception):

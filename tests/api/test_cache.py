@@ -143,6 +143,18 @@ def test_a_tag_gone_upstream_is_gone_here_after_the_ttl(cache: Cached) -> None:
     assert not [i for i in cache.items("cache#") if i["sk"] == "tag#1"]
 
 
+def test_a_tag_the_upstream_refuses_after_the_ttl_is_served_stale_not_forgotten(cache: Cached) -> None:
+    """Refused (401, 403) is not gone (404): revoked credentials must not empty the cache."""
+    digest, body = cache.upstream.add_image("team/app", "1", [b"x"])
+    pull_manifest(cache, "1")
+    cache.upstream.password = "rotated"
+    cache.upstream.tokens.clear()
+    cache.clock.advance(61)
+    stale = pull_manifest(cache, "1")
+    assert stale.status == 200 and stale.body == body and stale.header("Warning")
+    assert [i for i in cache.items("cache#") if i["sk"] == "tag#1"]
+
+
 def test_a_manifest_that_does_not_match_its_digest_is_refused_and_nothing_is_cached(cache: Cached) -> None:
     digest, body = cache.upstream.add_image("team/app", "1", [b"x"])
     cache.upstream.lies[digest] = body.replace(b'"layers"', b'"layers" ')
