@@ -324,14 +324,19 @@ class PullThrough:
     def _ensure_copy(self, rule: Rule, upstream_repo: str, digest: Digest, blob: CachedBlob | None, now: int) -> None:
         """Queue the blob's copy into S3 unless it is queued already: of concurrent first pulls
         one queues it. A copy failed a while ago, or stalled, is queued again."""
+        queue = False
         if blob is None or blob.state == FAILED:
             fresh = CachedBlob(str(digest), COPYING, f"{CACHE_PREFIX}blobs/{uuid.uuid4().hex}", rule.prefix,
                                upstream_repo, updated=now, last_pulled=now)
-            if self._store.start_copy(fresh, now - RETRY_FAILED_SECONDS):
+            queue = self._store.start_copy(fresh, now - RETRY_FAILED_SECONDS)
+        elif blob.state == COPYING and now - blob.updated > COPY_STALL_SECONDS and (blob.lease_until or 0) < now:
+            queue = self._store.nudge_copy(str(digest), blob.updated, now)
+        if queue:
+            try:
                 self._enqueue(str(digest))
-        elif (blob.state == COPYING and now - blob.updated > COPY_STALL_SECONDS and (blob.lease_until or 0) < now
-              and self._store.nudge_copy(str(digest), blob.updated, now)):
-            self._enqueue(str(digest))
+            except Exception:
+                # The pull is served all the same; the copy looks stalled and a later pull queues it.
+                log.exception("could not queue the copy of %s", digest)
 
     def _await_copy(self, name: str, digest: Digest) -> BlobAnswer:
         """An upstream that serves blob bytes itself, behind credentials, gives no URL a client
