@@ -13,7 +13,6 @@ The upstream URL and credentials come only from here: nothing in a request choos
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 from collections.abc import Mapping
@@ -75,6 +74,8 @@ class Rule:
     def on_private_network(self) -> bool:
         """An upstream at a loopback or private address (a test, or a registry in the VPC): only
         then may the copier follow its redirects to such addresses."""
+        import ipaddress  # here, not at cold start: only the copier asks
+
         host = urlsplit(self.url).hostname or ""
         if host == "localhost":
             return True
