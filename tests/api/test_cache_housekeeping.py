@@ -168,3 +168,26 @@ def test_with_auth_on_pull_on_the_cached_prefix_is_what_a_pull_through_needs(
     secured.accounts.grant("other", "*", normalise_actions(["*"]))
     push = api.post(f"/v2/{REPO}/blobs/uploads/", headers=as_user("other"))
     assert push.status == 403 and push.json()["errors"][0]["code"] == "DENIED"
+
+
+def test_berth_stats_and_berth_cache_collect(cache: Cached, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """The commands, on this registry's table and bucket, with the rules as the registry has them."""
+    from berth.cli import main
+
+    cache.upstream.add_image("team/app", "1", [b"layer"])
+    cache.api.get(f"/v2/{REPO}/manifests/1")
+    cache.api.get(f"/v2/{REPO}/manifests/1")
+    where = ["--table", cache.registry.settings.table, "--bucket", cache.registry.settings.bucket]
+    assert main(["stats", *where]) == 0
+    assert "1 hits, 1 misses" in capsys.readouterr().out
+
+    # The items were last pulled on the test's clock, years before now: past any expiry.
+    monkeypatch.setenv("BERTH_UPSTREAMS", json.dumps({PREFIX: {"url": cache.upstream.url, "expire_after_days": 7}}))
+    assert main(["cache", "collect", "--dry-run", *where]) == 0
+    assert "would evict: 2 tags, manifests, links and referrer lists" in capsys.readouterr().out
+    assert len(cache.items()) == 2
+    assert main(["cache", "collect", *where]) == 0
+    assert "evicted: 2" in capsys.readouterr().out and cache.items() == []
+    monkeypatch.delenv("BERTH_UPSTREAMS")
+    assert main(["cache", "collect", *where]) == 1  # no rules: nothing to go by
