@@ -17,10 +17,13 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# Debian tools the end-to-end tests drive (skopeo, podman, docker.io, containerd), installed when absent.
+# Debian tools the end-to-end tests drive (skopeo, podman, docker.io, containerd, docker-registry,
+# chromium), installed when absent.
 tools:
 	@bash scripts/install-tools
 
+# BERTH_* settings pass through, e.g. a pull-through cache of Docker Hub (docs/cache.md):
+#   make run BERTH_UPSTREAMS='{"hub/": {"url": "https://registry-1.docker.io"}}'
 run: install
 	$(PY) -m berth.local --host $(HOST) --port $(PORT)
 

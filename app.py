@@ -2,6 +2,7 @@
 dispatcher; with auth on, an authorizer stands in front of `/v2` (chalicelib/api/authorizer.py).
 The web pages under `/ui/` have a dispatcher of their own (chalicelib/ui/)."""
 
+from dataclasses import asdict
 from typing import Any
 
 from chalice import Chalice, Rate
@@ -107,3 +108,23 @@ def verify_blob(event: SQSEvent) -> None:
     for record in event:
         for uuid in uploads_in(record.body):
             registry.verifier.run(uuid, should_stop)
+
+
+# The pull-through cache (docs/cache.md): blobs pulled through it are copied into S3 off the
+# request path; content not pulled for a rule's expiry is evicted.
+@app.on_sqs_message(queue=registry.settings.cache.copy_queue, batch_size=1)
+def copy_blob(event: SQSEvent) -> None:
+    from chalicelib.cache.copier import copies_in
+
+    should_stop = time_left(event.context)
+    for record in event:
+        for digest in copies_in(record.body):
+            if registry.cache is not None:
+                registry.cache.copier.run(digest, should_stop)
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS))
+def collect_cache(event: CloudWatchEvent) -> dict[str, Any]:
+    if registry.cache is None or not registry.cache.eviction.due():
+        return {"status": "not due"}
+    return asdict(registry.cache.eviction.run(time_left(event.context)))

@@ -88,7 +88,7 @@ class _Discard(io.TextIOBase):
 
 def measure(args: argparse.Namespace, progress: Callable[[str], None]) -> Run:
     """Every figure of one run, as a `report.Run`."""
-    from bench import awsbackend, biglayers, coldstart, goals, operations, report, sidebyside
+    from bench import awsbackend, biglayers, cache, coldstart, goals, operations, report, sidebyside
 
     env = environment()
     env["mode"] = "quick (a fifth of the repetitions: a smoke test)" if args.quick else "full"
@@ -109,6 +109,13 @@ def measure(args: argparse.Namespace, progress: Callable[[str], None]) -> Run:
             except Exception as error:  # the rest of the figures still stand
                 skipped = f"{type(error).__name__}: {error}"
                 progress(f"side by side failed: {skipped}")
+        progress("pull-through cache: first and second pull from a token-mode upstream")
+        cached, cache_skipped = None, None
+        try:
+            cached = cache.run(backend, progress)
+        except Exception as error:  # the rest of the figures still stand
+            cache_skipped = f"{type(error).__name__}: {error}"
+            progress(f"pull-through cache failed: {cache_skipped}")
         big, big_skipped = None, None
         if args.big:
             progress("big layers: berth push and pull, skopeo through berth relay, skopeo to the reference")
@@ -120,7 +127,7 @@ def measure(args: argparse.Namespace, progress: Callable[[str], None]) -> Run:
         verdicts = goals.verdicts({r.key: r for r in results}, cold)
         env["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
         env["docker_registry"] = _tool_version("docker-registry", "--version")  # may be installed by now
-        return report.Run(env, results, cold, side, skipped, verdicts, big, big_skipped)
+        return report.Run(env, results, cold, side, skipped, verdicts, big, big_skipped, cached, cache_skipped)
     finally:
         backend.stop()
 

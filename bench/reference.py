@@ -13,17 +13,15 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from bench.awsbackend import Backend
-from bench.listening import answers, free_port
+from bench.listening import free_port
+from tests.e2e.distribution import BINARY, docker_registry
 
-BINARY = "docker-registry"
 BUCKET = "reference-registry"
-START_SECONDS = 30
 POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 
 CONFIG = """\
@@ -93,26 +91,7 @@ def reference_registry(backend: Backend) -> Iterator[str]:
     binary = ensure_installed()
     backend.create_bucket(BUCKET)
     port = free_port()
-    with tempfile.TemporaryDirectory(prefix="bench-reference-") as workdir:
-        config = Path(workdir) / "config.yml"
-        config.write_text(CONFIG.format(endpoint=backend.endpoint, bucket=BUCKET, port=port))
-        log_path = Path(workdir) / "registry.log"
-        # Its Go S3 client fails on the AWS_CA_BUNDLE these machines set: start it without.
-        env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
-        with log_path.open("wb") as log:
-            process = subprocess.Popen([binary, "serve", str(config)], env=env, stdout=log,
-                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + START_SECONDS
-            while not answers(port):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{BINARY} did not start:\n{log_path.read_text(errors='replace')}")
-                time.sleep(0.1)
-            yield f"127.0.0.1:{port}"
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with tempfile.TemporaryDirectory(prefix="bench-reference-") as workdir, \
+            docker_registry(CONFIG.format(endpoint=backend.endpoint, bucket=BUCKET, port=port), port, Path(workdir),
+                            binary):
+        yield f"127.0.0.1:{port}"

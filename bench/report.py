@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.biglayers import PATHS, BigLayers, size_label
+from bench.cache import CacheBench
 from bench.coldstart import ColdStart
 from bench.floor import floor
 from bench.goals import Verdict, goal_for
@@ -27,6 +28,8 @@ class Run:
     verdicts: list[Verdict]
     big_layers: BigLayers | None = None  # `--big` only
     big_layers_skipped: str | None = None
+    cache: CacheBench | None = None  # the pull-through cache (docs/cache.md)
+    cache_skipped: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         cold = None
@@ -52,6 +55,8 @@ class Run:
             "chunked_written_floor": {str(chunk): round(floor(chunk), 4) for chunk in FLOOR_CHUNKS},
             "big_layers": self.big_layers.as_json() if self.big_layers else None,
             "big_layers_skipped": self.big_layers_skipped,
+            "cache": self.cache.as_json() if self.cache else None,
+            "cache_skipped": self.cache_skipped,
         }
 
 
@@ -215,6 +220,21 @@ def big_lines(big: BigLayers) -> list[str]:
     return lines
 
 
+def cache_lines(cache: CacheBench) -> list[str]:
+    rows = [[p.name, number(p.handler_requests), number(p.aws_total), size(p.manifest_bytes_out),
+             size(p.blob_bytes_out), number(p.upstream_total)] for p in cache.phases]
+    lines = table(["phase", "requests", "AWS calls", "Lambda out: manifests", "Lambda out: blobs",
+                   "upstream requests"], rows)
+    for p in cache.phases:
+        lines.append(f"  {p.name}: AWS {by_api(p.aws_calls)}; upstream {by_api(p.upstream_requests)}")
+    blobs = sum(p.blob_bytes_out for p in cache.phases)
+    second = cache.phase("second pull, within the TTL").upstream_total
+    lines += [f"  goal: blob bytes through Lambda 0: {blobs} ({'met' if blobs == 0 else 'MISSED'}); "
+              f"upstream requests on a second pull within the TTL 0: {second} "
+              f"({'met' if second == 0 else 'MISSED'})"]
+    return lines
+
+
 def goal_lines(verdicts: Sequence[Verdict]) -> list[str]:
     rows = []
     for v in verdicts:
@@ -253,5 +273,10 @@ def render(run: Run) -> str:
                   "memory of the client (berth or skopeo) and of the relay", *big_lines(run.big_layers), ""]
     elif run.big_layers_skipped:
         lines += [f"big layers not run: {run.big_layers_skipped}", ""]
+    if run.cache is not None:
+        lines += [f"Pull-through cache: a fresh 3-layer image ({size(run.cache.image_bytes)}) pulled through it from "
+                  "a token-mode Berth upstream, as skopeo pulls (redirects followed)", *cache_lines(run.cache), ""]
+    elif run.cache_skipped:
+        lines += [f"pull-through cache not run: {run.cache_skipped}", ""]
     lines += ["Goals", *goal_lines(run.verdicts)]
     return "\n".join(lines)

@@ -39,6 +39,10 @@ class Oci(Enum):
     UNSUPPORTED = ("UNSUPPORTED", 405, "the operation is unsupported")
     NOT_FOUND = ("UNSUPPORTED", 404, "no such endpoint")
     TOOMANYREQUESTS = ("TOOMANYREQUESTS", 429, "too many requests")
+    # The pull-through cache's upstream failed it (docs/cache.md): the client's request was fine.
+    UPSTREAM_UNAVAILABLE = ("UNKNOWN", 502, "the upstream registry could not answer")
+    UPSTREAM_DIGEST = ("DIGEST_INVALID", 502, "the upstream's content does not match its digest")
+    UPSTREAM_INVALID = ("MANIFEST_INVALID", 502, "the upstream's manifest cannot be served")
     UNKNOWN = ("UNKNOWN", 500, "unknown error")
 
     @property

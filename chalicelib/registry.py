@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from chalicelib.auth.authenticator import Authenticator
 from chalicelib.auth.keyless import KeylessLogin
@@ -24,6 +25,9 @@ from chalicelib.uploads.direct import DirectUploads
 from chalicelib.uploads.service import Uploads
 from chalicelib.uploads.verify import CONTINUE, Verifier
 
+if TYPE_CHECKING:
+    from chalicelib.cache.wiring import Cache
+
 
 @dataclass
 class Registry:
@@ -40,6 +44,7 @@ class Registry:
     heartbeats: Heartbeats  # when the scheduled functions last ran (chalicelib/diagnostics.py)
     clients: AwsClients  # what every store calls AWS through (chalicelib/snapstart.py; the web pages' stores)
     events: EventPublisher | None = None  # registry events on EventBridge, when BERTH_EVENT_BUS is set
+    cache: Cache | None = None  # the pull-through cache, when BERTH_UPSTREAMS has rules
 
     @classmethod
     def build(cls, settings: Settings, clients: AwsClients | None = None) -> Registry:
@@ -59,6 +64,11 @@ class Registry:
         uploads = Uploads(blobs, meta)
         keyless = KeylessLogin(settings, TrustStore(aws, settings.table))  # ID tokens, signed STS requests
         auth = Authenticator(settings, accounts, CachedRing(keys.load), FailureCounters(aws, settings.table), keyless)
+        cache = None
+        if settings.cache.enabled:  # imported only then: a registry without rules pays nothing at cold start
+            from chalicelib.cache.wiring import build_cache
+
+            cache = build_cache(settings.cache, aws, blobs, settings.table)
         return cls(settings, blobs, meta, uploads, Manifests(blobs, meta, settings.lifecycle), accounts,
                    auth, DirectUploads(blobs, meta, uploads), Verifier(blobs, meta, uploads, continue_later), keys,
-                   Heartbeats(aws, settings.table), aws, EventPublisher.build(aws, settings))
+                   Heartbeats(aws, settings.table), aws, EventPublisher.build(aws, settings), cache)

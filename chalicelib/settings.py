@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from chalicelib.cache.rules import CacheConfig
 from chalicelib.lifecycle.policy import Lifecycle
 
 AUTH_MODES = ("none", "basic", "token")
@@ -35,6 +36,7 @@ class Settings:
     server_id: str | None = None
     sts_endpoint: str | None = None
     oidc_http_loopback: bool = False
+    cache: CacheConfig = field(default_factory=CacheConfig)  # pull-through rules (BERTH_UPSTREAMS, docs/cache.md)
 
     def __post_init__(self) -> None:
         if self.auth_mode not in AUTH_MODES:
@@ -64,4 +66,5 @@ class Settings:
             server_id=os.environ.get("BERTH_SERVER_ID") or None,
             sts_endpoint=os.environ.get("BERTH_STS_ENDPOINT") or None,
             oidc_http_loopback=os.environ.get("BERTH_OIDC_ALLOW_HTTP_LOOPBACK", "").lower() in ("1", "true", "yes"),
+            cache=CacheConfig.from_env(os.environ),
         )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -15,6 +14,7 @@ from urllib.parse import urlsplit
 import requests
 
 from berth.client.errors import AuthError, RegistryError
+from chalicelib.cache.challenge import Challenge, parse_challenge
 
 USERNAME_ENV, PASSWORD_ENV = "BERTH_USERNAME", "BERTH_PASSWORD"
 TOKEN_TIMEOUT = 30
@@ -48,26 +48,6 @@ class Credentials:
     def basic(self) -> str:
         raw = f"{self.username}:{self.password}".encode()
         return "Basic " + base64.b64encode(raw).decode()
-
-
-@dataclass(frozen=True)
-class Challenge:
-    scheme: str  # lowercase: "bearer" or "basic"
-    params: dict[str, str]
-
-
-_PARAM = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
-
-
-def parse_challenge(header: str | None) -> Challenge | None:
-    """The first challenge of a `WWW-Authenticate` header, e.g.
-    `Bearer realm="https://r/token",service="berth",scope="repository:a:pull"`."""
-    if not header or not header.strip():
-        return None
-    scheme, _, rest = header.strip().partition(" ")
-    params = {m[1].lower(): re.sub(r"\\(.)", r"\1", m[2]) if m[2] is not None else m[3]
-              for m in _PARAM.finditer(rest)}
-    return Challenge(scheme.lower(), params)
 
 
 def challenge_of(response: requests.Response) -> Challenge | None:

@@ -9,8 +9,11 @@ from dataclasses import asdict
 from typing import Any
 
 from berth import target
+from chalicelib.cache.counters import totals
 from chalicelib.lifecycle.collector import Busy
 from chalicelib.lifecycle.jobs import Housekeeping, never
+from chalicelib.storage.cache import CacheStore
+from chalicelib.storage.clients import AwsClients
 
 
 def register(subparsers: Any) -> None:
@@ -68,10 +71,12 @@ def run_gc(args: argparse.Namespace) -> int:
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    stats = _housekeeping(args).stats()
+    jobs = _housekeeping(args)
+    stats = jobs.stats()
+    cache = totals(CacheStore(AwsClients(jobs.settings.region), jobs.settings.table).counts())
     if args.json:
         print(json.dumps({**asdict(stats), "bytes_stored": stats.bytes_stored,
-                          "bytes_reclaimable": stats.bytes_reclaimable}))
+                          "bytes_reclaimable": stats.bytes_reclaimable, "cache": cache}))
         return 0
     rows = [
         ("repositories", f"{stats.repositories:,}"),
@@ -85,6 +90,15 @@ def run_stats(args: argparse.Namespace) -> int:
                               f"grace period, {_bytes(stats.collectible_bytes)}), {stats.abandoned_uploads:,} "
                               f"abandoned uploads ({_bytes(stats.abandoned_bytes)})"),
     ]
+    if any(cache.values()):  # the pull-through cache (docs/cache.md), once used
+        rows += [
+            ("cache pulls", f"{cache['hits']:,} hits, {cache['misses']:,} misses ({cache['revalidated']:,} tags "
+                            f"revalidated, {cache['stale']:,} served stale), {cache['upstream_requests']:,} "
+                            f"upstream requests"),
+            ("cache bytes", f"{_bytes(cache['bytes_saved'])} saved; {_bytes(cache['bytes_copied'])} copied in "
+                            f"{cache['copies']:,} blobs ({cache['copies_rejected']:,} refused); "
+                            f"{_bytes(cache['bytes_evicted'])} evicted"),
+        ]
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"{label:<{width}}  {value}")

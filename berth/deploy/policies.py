@@ -8,8 +8,8 @@ Why some grants that the code never names:
   and the registry tells "gone" (a concurrent request finished first) from "denied" by 404.
 - Nothing for `TransactWriteItems` itself: IAM authorises a transaction by the actions of the
   items in it (PutItem, UpdateItem, DeleteItem; "Using IAM with DynamoDB transactions").
-- SQS receive/delete/attributes for `verify_blob`: Lambda's event source mapping polls the
-  queue with the function's role (SAM adds nothing when Chalice names the role).
+- SQS receive/delete/attributes for `verify_blob` (and `copy_blob`): Lambda's event source
+  mapping polls the queue with the function's role (SAM adds nothing when Chalice names the role).
 - Logs: the groups exist (`log_retention_in_days` makes CloudFormation create them); the
   functions only write streams into their stack's groups.
 """
@@ -19,10 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-FUNCTIONS = ("api_handler", "credentials", "verify_blob", "purge_uploads", "collect_garbage")
-# The S3 prefixes the registry writes (docs/architecture.md, docs/direct-upload.md). The
-# deployment artifacts under deploy/ share the bucket but no function can touch them.
-BLOBS, MANIFESTS, DIRECT = "blobs/", "manifests/", "direct/"
+FUNCTIONS = ("api_handler", "credentials", "verify_blob", "purge_uploads", "collect_garbage", "copy_blob",
+             "collect_cache")
+# The S3 prefixes the registry writes (docs/architecture.md, docs/direct-upload.md, docs/cache.md).
+# The deployment artifacts under deploy/ share the bucket but no function can touch them.
+BLOBS, MANIFESTS, DIRECT, CACHE = "blobs/", "manifests/", "direct/", "cache/"
 
 ITEM_READS = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"]
 ITEM_WRITES = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
@@ -38,6 +39,9 @@ class Grants:
     queue_arn: str
     log_groups_arn: str  # the stack's Lambda log groups, e.g. arn:aws:logs:r:a:log-group:/aws/lambda/berth-prod-*
     event_bus_arn: str | None = None  # BERTH_EVENT_BUS, when events are on
+    cache_queue_arn: str | None = None  # the pull-through cache's copy queue
+    cache: bool = False  # BERTH_UPSTREAMS has rules: the functions use the cache's objects and records
+    upstream_secrets: tuple[str, ...] = ()  # the Secrets Manager secrets those rules name
 
     def objects(self, *prefixes: str) -> list[str]:
         return [f"{self.bucket_arn}/{prefix}*" for prefix in prefixes]
@@ -66,6 +70,26 @@ def policies(grants: Grants) -> dict[str, dict[str, Any]]:
     ]
     if grants.event_bus_arn:
         api.append(_allow("Events", ["events:PutEvents"], [grants.event_bus_arn]))
+    copier, evictor = [], []
+    if grants.cache_queue_arn:
+        # The copier's trigger polls its queue with its role, whether or not the cache is used.
+        copier.append(_allow("CacheQueue", ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+                             + (["sqs:SendMessage"] if grants.cache else []), [grants.cache_queue_arn]))
+    if grants.cache:
+        upstream_credentials = [_allow("UpstreamCredentials", ["secretsmanager:GetSecretValue"],
+                                       list(grants.upstream_secrets))] if grants.upstream_secrets else []
+        cache_objects = grants.objects(CACHE)
+        api += [_allow("CacheObjects", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], cache_objects),
+                *upstream_credentials]
+        if grants.cache_queue_arn:
+            api.append(_allow("CacheQueue", ["sqs:SendMessage"], [grants.cache_queue_arn]))
+        copier += [_allow("Table", ["dynamodb:UpdateItem"], [grants.table_arn]),
+                   _allow("CacheObjects", ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
+                                           "s3:ListMultipartUploadParts"], cache_objects),
+                   *upstream_credentials]
+        evictor += [_allow("Table", ["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                                     "dynamodb:DeleteItem"], [grants.table_arn]),
+                    _allow("CacheObjects", ["s3:DeleteObject", "s3:AbortMultipartUpload"], cache_objects)]
     return {
         # Every registry request, the token endpoint included (it signs tokens).
         "api_handler": _document(grants, *api),
@@ -95,4 +119,8 @@ def policies(grants: Grants) -> dict[str, dict[str, Any]]:
             _allow("Objects", ["s3:GetObject", "s3:DeleteObject"], every_prefix),
             missing_is_404,
         ),
+        # The pull-through cache's copier: upstream bytes into S3, checkpointed in its records.
+        "copy_blob": _document(grants, *copier),
+        # Its eviction: scans the cache's records, removes what was not pulled for long.
+        "collect_cache": _document(grants, *evictor),
     }

@@ -88,7 +88,9 @@ def storage_parameters(config: ChaliceConfig, stage: str, aws: Aws, previous: di
                          "zone id> or CERT=<ACM certificate ARN>): clients ask for /v2/ at the root of the host, "
                          "and the execute-api URL starts with the stage name. See docs/deploy.md.")
     verify_timeout = int(config.function_setting(stage, "verify_blob", "lambda_timeout"))
-    return {**names, **kept, "VerifyVisibilityTimeout": visibility_timeout(verify_timeout)}
+    copy_timeout = int(config.function_setting(stage, "copy_blob", "lambda_timeout"))
+    return {**names, **kept, "VerifyVisibilityTimeout": visibility_timeout(verify_timeout),
+            "CacheVisibilityTimeout": visibility_timeout(copy_timeout)}
 
 
 def _environment(stage_env: dict[str, str], region: str) -> dict[str, str]:
@@ -136,8 +138,9 @@ def up(project_dir: Path, stage: str, region: str | None, choices: StackChoices,
         sleep(QUEUE_NAME_WAIT)
         storage = deploy_storage(stacks, s3, aws.client("dynamodb"), text, templates.load(text), stage, parameters)
 
+    env = config.environment(stage)
     config.apply(stage, storage.environment(),
-                 policies(storage.grants(stage, config.environment(stage).get("BERTH_EVENT_BUS"))))
+                 policies(storage.grants(stage, env.get("BERTH_EVENT_BUS"), env.get("BERTH_UPSTREAMS"))))
     config.save()
     say(f".chalice/config.json: stage {stage} now names its storage and policy files")
 

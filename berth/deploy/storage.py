@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from berth.deploy.policies import Grants
 from berth.deploy.stacks import Stacks
+from chalicelib.cache.rules import CacheConfig
 
 TEMPLATE = Path("infra") / "registry.yaml"
 # Resources the stack keeps when deleted (DeletionPolicy: Retain), by logical id.
@@ -55,6 +56,9 @@ class Storage:
     domain: str | None = None
     hosted_zone_id: str | None = None
     certificate_arn: str | None = None
+    cache_queue_name: str = ""  # the pull-through cache's copy queue (docs/cache.md)
+    cache_queue_url: str = ""
+    cache_queue_arn: str = ""
 
     @classmethod
     def from_outputs(cls, outputs: dict[str, str], stack: str = "the storage stack") -> Storage:
@@ -68,7 +72,8 @@ class Storage:
         return cls(outputs["BucketName"], outputs["BucketArn"], outputs["TableName"], outputs["TableArn"],
                    outputs["SigningSecretArn"], outputs["VerifyQueueName"], outputs["VerifyQueueUrl"],
                    outputs["VerifyQueueArn"], outputs["VerifyDeadLetterQueueUrl"], outputs.get("DomainName"),
-                   outputs.get("HostedZoneId"), outputs.get("CertificateArn"))
+                   outputs.get("HostedZoneId"), outputs.get("CertificateArn"), outputs.get("CacheQueueName", ""),
+                   outputs.get("CacheQueueUrl", ""), outputs.get("CacheQueueArn", ""))
 
     @property
     def public_url(self) -> str | None:
@@ -80,9 +85,13 @@ class Storage:
                "BERTH_VERIFY_QUEUE": self.queue_name, "BERTH_VERIFY_QUEUE_URL": self.queue_url}
         if self.public_url:
             env["BERTH_PUBLIC_URL"] = self.public_url
+        if self.cache_queue_url:
+            env.update({"BERTH_CACHE_QUEUE": self.cache_queue_name, "BERTH_CACHE_QUEUE_URL": self.cache_queue_url})
         return env
 
-    def grants(self, stage: str, event_bus: str | None = None) -> Grants:
+    def grants(self, stage: str, event_bus: str | None = None, upstreams: str | None = None) -> Grants:
+        """What the stage's functions may touch; `upstreams` is the stage's BERTH_UPSTREAMS
+        (its rules decide whether the cache's storage is granted, and which secrets)."""
         _, partition, _, region, account = self.table_arn.split(":")[:5]
         bus_arn = None
         if event_bus:
@@ -90,7 +99,14 @@ class Storage:
                 f"arn:{partition}:events:{region}:{account}:event-bus/{event_bus}"
         # CloudFormation names the app stack's functions <stack>-<logical id>-<suffix>.
         logs = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{app_stack(stage)}-*"
-        return Grants(self.bucket_arn, self.table_arn, self.secret_arn, self.queue_arn, logs, bus_arn)
+        cache = CacheConfig.from_env({"BERTH_UPSTREAMS": upstreams or ""})
+        named = {r.credentials.name for r in cache.rules if r.credentials and r.credentials.kind == "secret"}
+        # A secret given by name: its ARN ends in a dash and six characters Secrets Manager chose.
+        secrets = tuple(sorted(name if name.startswith("arn:") else
+                               f"arn:{partition}:secretsmanager:{region}:{account}:secret:{name}-??????"
+                               for name in named))
+        return Grants(self.bucket_arn, self.table_arn, self.secret_arn, self.queue_arn, logs, bus_arn,
+                      self.cache_queue_arn or None, cache.enabled, secrets)
 
 
 def import_template(template: dict[str, Any]) -> dict[str, Any]:

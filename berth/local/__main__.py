@@ -62,19 +62,28 @@ def main(argv: list[str] | None = None) -> None:
     state = write_local_state(server.server_address[1], aws.endpoint, aws.bucket, aws.table)
     import boto3
 
-    verifier = VerifierPoller(server.containers, boto3.client("sqs", region_name=backend.REGION), aws.verify_queue_url)
+    sqs = boto3.client("sqs", region_name=backend.REGION)
+    verifier = VerifierPoller(server.containers, sqs, aws.verify_queue_url)
     verifier.start()
     with server.containers.borrow() as app:
         every = periods(app)
     scheduler = Scheduler(server.containers.borrow, every)
     scheduler.run_due()  # the first runs, before the first request (deployed: within the hour)
     scheduler.start()
+    # The cache's copier is a Lambda of its own deployed: its own container here, so a pull
+    # waiting for a copy never holds the one the copy needs.
+    rules = backend.cache_rules()
+    copier = VerifierPoller(Containers(1), sqs, os.environ["BERTH_CACHE_QUEUE_URL"], handler="copy_blob") \
+        if rules else None
+    if copier is not None:
+        copier.start()
     auth = backend.bootstrap_user(os.environ.get("BERTH_BOOTSTRAP_USER"))
     print(f"Berth registry on http://{registry}/v2/ (S3 and DynamoDB: moto at {aws.endpoint}, "
           f"bucket {aws.bucket}, table {aws.table}; in memory, gone when stopped)\n"
           f"  auth: {auth}; admin: berth user ... --local {server.server_address[1]}\n"
           f"  scheduled: {', '.join(f'{name} every {seconds // 60} min' for name, seconds in every.items())} "
           f"(each ran once at start)\n"
+          f"{rules}"
           f"  push: skopeo copy --dest-tls-verify=false oci:DIR:TAG docker://{registry}/team/app:1\n"
           f"        podman push --tls-verify=false IMAGE {registry}/team/app:1\n"
           f"  pull: skopeo copy --src-tls-verify=false docker://{registry}/team/app:1 oci:OUT:1\n"
@@ -87,6 +96,8 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         scheduler.stop()
         verifier.stop()
+        if copier is not None:
+            copier.stop()
         server.server_close()
         state.unlink(missing_ok=True)
         sts.stop()

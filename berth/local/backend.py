@@ -48,6 +48,15 @@ def bootstrap_user(spec: str | None) -> str:
     return settings.auth_mode
 
 
+def cache_rules() -> str:
+    """The pull-through rules (BERTH_UPSTREAMS), one banner line each; "" when there are none."""
+    from chalicelib.settings import Settings
+
+    lines = [f"  cache: {rule.prefix or '(every other name)'} -> {rule.url} (tags fresh {rule.ttl_seconds} s"
+             f"{', with credentials' if rule.credentials else ''})\n" for rule in Settings.from_env().cache.rules]
+    return "".join(lines)
+
+
 def start(port: int = 0) -> Backend:
     """Start moto on 127.0.0.1 (a free port when 0), point the environment at it, create the
     bucket and table."""
@@ -79,4 +88,8 @@ def start(port: int = 0) -> Backend:
     queue_url = provision_verify_queue(s3, boto3.client("sqs", region_name=REGION), bucket,
                                        os.environ.setdefault("BERTH_VERIFY_QUEUE", "berth-verify"))
     os.environ["BERTH_VERIFY_QUEUE_URL"] = queue_url
+    # The pull-through cache's copy jobs (docs/cache.md).
+    cache_queue = os.environ.setdefault("BERTH_CACHE_QUEUE", "berth-cache")
+    os.environ["BERTH_CACHE_QUEUE_URL"] = boto3.client("sqs", region_name=REGION).create_queue(
+        QueueName=cache_queue)["QueueUrl"]
     return Backend(server, endpoint, bucket, table, queue_url)

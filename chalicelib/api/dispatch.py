@@ -6,6 +6,7 @@ import logging
 
 from chalice import Response
 
+from chalicelib.api.handlers.cache import pull_through
 from chalicelib.api.request import MAX_REQUEST_BODY, RegistryRequest
 from chalicelib.api.responses import API_VERSION, error
 from chalicelib.api.routes import CATALOG, LOGIN, PUBLIC, ROUTES, Route
@@ -78,7 +79,10 @@ def handle(req: RegistryRequest, registry: Registry, telemetry: Telemetry | None
         if route.access != PUBLIC:
             req.principal = registry.auth.authorize(req.header("authorization"), required_scope(route, req.params),
                                                     realm_base(req, registry.settings.public_url), req.source)
-        response = route.handler(req, registry)
+        handler = route.handler
+        if registry.cache is not None and "name" in req.params and registry.cache.pull.covers(req.params["name"]):
+            handler = pull_through(handler, req.params["name"])  # a cached repository (docs/cache.md)
+        response = handler(req, registry)
     except RegistryError as err:
         response, error_code = error(err), err.kind.code
     except Exception:

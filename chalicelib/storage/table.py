@@ -102,6 +102,30 @@ class Table:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def _scan(self, prefixes: tuple[str, ...], projection: tuple[str, ...], start: dict[str, str] | None,
+              page_size: int) -> Iterator[tuple[list[dict[str, Any]], dict[str, str] | None]]:
+        """Pages of the items whose `pk` starts with one of `prefixes` (only the `projection`
+        attributes), each with the position after it (None after the last page), from which a
+        later scan can resume."""
+        values = {f":p{i}": p for i, p in enumerate(prefixes)}
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "Limit": page_size,
+            "FilterExpression": " OR ".join(f"begins_with(pk, {name})" for name in values),
+            "ProjectionExpression": ", ".join(f"#{name}" for name in projection),
+            "ExpressionAttributeNames": {f"#{name}": name for name in projection},
+            "ExpressionAttributeValues": to_item(values),
+        }
+        if start:
+            kwargs["ExclusiveStartKey"] = to_item(start)
+        while True:
+            page = self._db.scan(**kwargs)
+            position = from_item(page["LastEvaluatedKey"]) if "LastEvaluatedKey" in page else None
+            yield [from_item(item) for item in page.get("Items", [])], position
+            if position is None:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     def _transact(self, actions: list[dict[str, Any]]) -> None:
         """One transaction. Concurrent pushes of images that share layers write the same blob
         items (reference counts), which DynamoDB answers with TransactionConflict: retried."""

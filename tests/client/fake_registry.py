@@ -13,9 +13,11 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.helpers import serving
 
 CHUNK_MAX = 4_456_448
 MiB = 1024 * 1024
@@ -69,16 +71,9 @@ class FakeRegistry:
         class Handler(_Handler):
             registry = fake
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        self.host = f"127.0.0.1:{server.server_address[1]}"
-        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-        thread.start()
-        try:
+        with serving(Handler) as port:
+            self.host = f"127.0.0.1:{port}"
             yield self
-        finally:
-            server.shutdown()
-            server.server_close()
 
     def requests(self, method: str, pattern: str = "") -> list[str]:
         with self.lock:

@@ -37,6 +37,9 @@ STORAGE = Storage(
     domain="registry.example.com",
     hosted_zone_id="Z0123456789ABC",
     certificate_arn=f"arn:aws:acm:{REGION}:{ACCOUNT}:certificate/0000-1111",
+    cache_queue_name="berth-prod-storage-cache",
+    cache_queue_url=f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/berth-prod-storage-cache",
+    cache_queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:berth-prod-storage-cache",
 )
 
 

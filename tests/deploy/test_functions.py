@@ -13,7 +13,8 @@ from tests.deploy.conftest import STAGE, STORAGE, Packaged
 
 # Chalice's logical ids: the API handler is APIHandler, the others are CamelCase of their names.
 LOGICAL = {"api_handler": "APIHandler", "credentials": "Credentials", "verify_blob": "VerifyBlob",
-           "purge_uploads": "PurgeUploads", "collect_garbage": "CollectGarbage"}
+           "purge_uploads": "PurgeUploads", "collect_garbage": "CollectGarbage", "copy_blob": "CopyBlob",
+           "collect_cache": "CollectCache"}
 
 
 def lint(path: Path) -> list[str]:
@@ -57,7 +58,7 @@ def test_the_environment_names_the_storage(packaged: Packaged) -> None:
 
 def test_lifecycle_jobs_run_hourly(packaged: Packaged) -> None:
     functions = packaged.of_type("AWS::Serverless::Function")
-    for logical in ("PurgeUploads", "CollectGarbage"):
+    for logical in ("PurgeUploads", "CollectGarbage", "CollectCache"):
         (event,) = functions[logical]["Properties"]["Events"].values()
         assert event == {"Type": "Schedule", "Properties": {"Schedule": "rate(1 hour)"}}
 
@@ -70,6 +71,17 @@ def test_verify_blob_reads_the_queue_s3_notifies(packaged: Packaged) -> None:
     assert event["Properties"]["BatchSize"] == 1
     queue = event["Properties"]["Queue"]["Fn::Sub"]
     assert queue == f"arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:{STORAGE.queue_name}"
+
+
+def test_copy_blob_reads_the_cache_queue(packaged: Packaged) -> None:
+    """The API → the storage stack's cache queue → copy_blob, one message at a time (docs/cache.md)."""
+    functions = packaged.of_type("AWS::Serverless::Function")
+    (event,) = functions["CopyBlob"]["Properties"]["Events"].values()
+    assert event["Type"] == "SQS" and event["Properties"]["BatchSize"] == 1
+    queue = event["Properties"]["Queue"]["Fn::Sub"]
+    assert queue == f"arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:{STORAGE.cache_queue_name}"
+    env = functions["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert env["BERTH_CACHE_QUEUE_URL"] == STORAGE.cache_queue_url
 
 
 def test_log_groups_belong_to_functions_and_expire(packaged: Packaged) -> None:
@@ -91,4 +103,4 @@ def test_the_template_cloudformation_gets_passes_cfn_lint(translated: dict[str, 
     assert lint(path) == []
     mappings = [r["Properties"] for r in translated["Resources"].values()
                 if r["Type"] == "AWS::Lambda::EventSourceMapping"]
-    assert [m["FunctionName"] for m in mappings] == [{"Ref": "VerifyBlob"}]
+    assert sorted(m["FunctionName"]["Ref"] for m in mappings) == ["CopyBlob", "VerifyBlob"]

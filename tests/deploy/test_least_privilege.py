@@ -22,7 +22,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -332,7 +332,7 @@ def test_the_lifecycle_jobs_have_what_they_use(stage: Stage, aws: AwsClients) ->
 def test_no_s3_or_dynamodb_action_on_everything(packaged: Packaged) -> None:
     """In the packaged template itself: every role, every statement."""
     roles = packaged.of_type("AWS::IAM::Role")
-    assert len(roles) == 5
+    assert len(roles) == 7
     for name, role in roles.items():
         for policy in role["Properties"]["Policies"]:
             for statement in policy["PolicyDocument"]["Statement"]:
@@ -345,3 +345,104 @@ def test_no_s3_or_dynamodb_action_on_everything(packaged: Packaged) -> None:
                         assert resource != "*" and ":::*" not in resource and ":*:" not in resource, (name, resource)
                         assert "table/*" not in resource and "*" not in resource.split(":::")[-1].split("/")[0], \
                             (name, resource)
+
+
+@dataclass
+class CacheStage:
+    """The stage with a pull-through rule to an upstream whose credentials are in Secrets
+    Manager, and the policies such a stage gets."""
+
+    api: ApiClient
+    auth: dict[str, str]
+    copier_app: Any  # a Lambda of its own: its own container, its own read of the secret
+    copier: Any
+    eviction: Any
+    clock: Any
+    upstream: Any
+    queue_url: str
+    policies: dict[str, dict[str, Any]]
+
+
+@pytest.fixture
+def cache_stage(stage: Stage, aws: AwsClients) -> Iterator[CacheStage]:
+    from chalicelib.cache.rules import CacheConfig
+    from chalicelib.cache.wiring import build_cache
+    from tests.api.cache_support import Clock
+    from tests.api.upstream_registry import UpstreamRegistry
+
+    with UpstreamRegistry(auth="basic").running() as upstream:
+        secret = aws.secretsmanager.create_secret(Name=f"upstream-{uuid.uuid4().hex[:8]}", SecretString=json.dumps(
+            {"username": upstream.user, "password": upstream.password}))["ARN"]
+        queue = f"cache-{uuid.uuid4().hex[:12]}"
+        queue_url = aws.sqs.create_queue(QueueName=queue)["QueueUrl"]
+        queue_arn = aws.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"]
+        rules = json.dumps({"up/": {"url": upstream.url, "credentials": {"secret": secret}, "expire_after_days": 1}})
+        config = CacheConfig.from_env({"BERTH_UPSTREAMS": rules, "BERTH_CACHE_QUEUE": queue,
+                                       "BERTH_CACHE_QUEUE_URL": queue_url, "BERTH_CACHE_STATS_SECONDS": "0"})
+        bucket, table = stage.settings.bucket, stage.settings.table
+        storage = Storage(bucket, f"arn:aws:s3:::{bucket}", table, f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}",
+                          stage.settings.signing_secret_id or "", "", "", "", "", cache_queue_name=queue,
+                          cache_queue_url=queue_url, cache_queue_arn=queue_arn)
+        clock = Clock()
+        settings = replace(stage.settings, cache=config)
+        caches = [build_cache(config, aws, stage.handler.blobs, table, clock) for _ in ("api", "copier")]
+        caches[1].copier.part_size = MIN_PART
+        api_app, copier_app = (load_app(replace(stage.handler, settings=settings, cache=c)) for c in caches)
+        api = ApiClient(api_app)
+        basic = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
+        token = api.get("/token?service=berth&scope=repository:up/team/app:pull",
+                        headers={"Authorization": f"Basic {basic}"}).json()["token"]
+        yield CacheStage(api, {"Authorization": f"Bearer {token}"}, copier_app, caches[1].copier,
+                         caches[1].eviction, clock, upstream, queue_url, policies(storage.grants("prod", None, rules)))
+
+
+def run_the_cache(cached: CacheStage, aws: AwsClients) -> None:
+    """Pulls of manifests (one large, moved upstream) and blobs, copies (multipart, and one the
+    digest refuses), a copy left half-done, and an eviction that removes it."""
+    api, auth, upstream, clock = cached.api, cached.auth, cached.upstream, cached.clock
+    big, small, lie = os.urandom(MIN_PART + 100), b"small layer", os.urandom(MIN_PART + 100)
+    upstream.add_image("team/app", "1", [big, small, lie])
+    upstream.lies[digest_of(lie)] = os.urandom(len(lie))
+    for version in ("a", "b"):
+        upstream.add_image("team/app", "large", [small], annotations={"pad": version * 300_000})
+        clock.advance(3600)  # past the TTL: revalidated, moved, stored anew
+        assert api.get("/v2/up/team/app/manifests/large", headers=auth).status == 200
+    assert api.get("/v2/up/team/app/manifests/large", headers=auth).status == 200  # its body from S3
+    assert api.get("/v2/up/team/app/manifests/1", headers=auth).status == 200
+    for layer in (big, small, lie):
+        assert api.get(f"/v2/up/team/app/blobs/{digest_of(layer)}", headers=auth).status == 307
+
+    with running("copy_blob"):
+        assert deliver(lambda: contextlib.nullcontext(cached.copier_app), aws.sqs, cached.queue_url,
+                       handler="copy_blob") == 3
+    assert api.get(f"/v2/up/team/app/blobs/{digest_of(big)}", headers=auth).status == 307  # from S3
+    half = os.urandom(3 * MIN_PART)
+    upstream.add_image("team/app", "2", [half])
+    api.get(f"/v2/up/team/app/blobs/{digest_of(half)}", headers=auth)
+    with running("copy_blob"):
+        assert cached.copier.run(digest_of(half), should_stop=lambda: True).startswith("continued")
+    clock.advance(3 * 86_400)
+    with running("collect_cache"):
+        assert cached.eviction.due()
+        report = cached.eviction.run(never)
+    assert report.blobs >= 2 and report.items > 0
+
+
+CACHE_STATEMENTS = ("CacheObjects", "CacheQueue", "UpstreamCredentials")
+
+
+def test_the_cache_functions_have_what_they_use(stage: Stage, cache_stage: CacheStage, aws: AwsClients) -> None:
+    with Recorder(aws) as recorder:
+        run_the_cache(cache_stage, aws)
+    stage.policies = cache_stage.policies
+    check(stage, recorder.calls, ("copy_blob", "collect_cache"))
+    # The API's other statements are the registry's, used by the scenarios above; those the
+    # cache adds must each be used, and nothing the cache does denied.
+    api, calls = cache_stage.policies["api_handler"], recorder.calls["api_handler"]
+    assert not [(a, r) for a, r in calls if not allowed(api, a, r)]
+    added = [s for s in api["Statement"] if s["Sid"] in CACHE_STATEMENTS]
+    assert {s["Sid"] for s in added} == set(CACHE_STATEMENTS)
+    for statement in added:
+        used = {a for a, r in calls if allowed({"Statement": [statement]}, a, r)}
+        assert used == set(statement["Action"]), (statement["Sid"], used)

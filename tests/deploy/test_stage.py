@@ -27,7 +27,8 @@ OUTPUTS = {"BucketName": STORAGE.bucket, "BucketArn": STORAGE.bucket_arn, "Table
            "VerifyQueueName": STORAGE.queue_name, "VerifyQueueUrl": STORAGE.queue_url,
            "VerifyQueueArn": STORAGE.queue_arn, "VerifyDeadLetterQueueUrl": STORAGE.dead_letter_url,
            "DomainName": "registry.example.com", "HostedZoneId": "Z0123456789ABC",
-           "CertificateArn": STORAGE.certificate_arn or ""}
+           "CertificateArn": STORAGE.certificate_arn or "", "CacheQueueName": STORAGE.cache_queue_name,
+           "CacheQueueUrl": STORAGE.cache_queue_url, "CacheQueueArn": STORAGE.cache_queue_arn}
 
 
 class FakeAws:
@@ -60,7 +61,7 @@ def test_storage_parameters_need_a_domain_and_keep_earlier_choices() -> None:
     first = storage_parameters(config, "prod", aws, {}, StackChoices("r.example.com", "Z1"))
     assert first == {"BucketName": f"berth-prod-{ACCOUNT}-{REGION}", "TableName": "berth-prod",
                      "DomainName": "r.example.com", "HostedZoneId": "Z1", "CertificateArn": "",
-                     "AlarmTopicArn": "", "VerifyVisibilityTimeout": "5400"}
+                     "AlarmTopicArn": "", "VerifyVisibilityTimeout": "5400", "CacheVisibilityTimeout": "5400"}
     again = storage_parameters(config, "prod", aws, first, StackChoices())
     assert again == first
     config.data["stages"]["prod"]["environment_variables"]["BERTH_BUCKET"] = "my-own-bucket"
@@ -83,6 +84,23 @@ def test_grants_name_the_event_bus_by_arn() -> None:
     assert STORAGE.grants("prod", arn).event_bus_arn == arn
     assert STORAGE.grants("prod").log_groups_arn == \
         f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/berth-prod-*"
+
+
+def test_grants_name_the_cache_rules_secrets_and_only_with_rules_its_storage() -> None:
+    assert not STORAGE.grants("prod").cache
+    rules = json.dumps({"hub/": {"url": "https://registry-1.docker.io"},
+                        "ghcr/": {"url": "https://ghcr.io", "credentials": {"secret": "ghcr-pull"}},
+                        "quay/": {"url": "https://quay.io", "credentials": {
+                            "secret": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:quay-AbCdEf"}},
+                        "mine/": {"url": "https://r.example.com", "credentials": {"env": "MINE"}}})
+    grants = STORAGE.grants("prod", upstreams=rules)
+    assert grants.cache and grants.cache_queue_arn == STORAGE.cache_queue_arn
+    assert grants.upstream_secrets == (f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:ghcr-pull-??????",
+                                       f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:quay-AbCdEf")
+    without, cached = policies(STORAGE.grants("prod")), policies(grants)
+    assert "cache/" not in json.dumps(without["api_handler"]) and "cache/" in json.dumps(cached["api_handler"])
+    # The copier's trigger polls its queue either way: Lambda checks the role when it is created.
+    assert STORAGE.cache_queue_arn in json.dumps(without["copy_blob"])
 
 
 def test_the_import_template_holds_the_retained_resources_alone(tmp_path: Path) -> None:
@@ -262,7 +280,8 @@ def test_storage_outputs_become_the_registry_environment() -> None:
     storage = Storage.from_outputs(OUTPUTS)
     assert storage == replace(STORAGE, domain="registry.example.com")
     assert set(storage.environment()) == {"BERTH_BUCKET", "BERTH_TABLE", "BERTH_SIGNING_SECRET_ID",
-                                          "BERTH_VERIFY_QUEUE", "BERTH_VERIFY_QUEUE_URL", "BERTH_PUBLIC_URL"}
+                                          "BERTH_VERIFY_QUEUE", "BERTH_VERIFY_QUEUE_URL", "BERTH_PUBLIC_URL",
+                                          "BERTH_CACHE_QUEUE", "BERTH_CACHE_QUEUE_URL"}
 
 
 def test_up_runs_every_step_in_order(tmp_path: Path, aws: AwsClients, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -83,6 +83,20 @@ def test_the_queue_outwaits_verify_blob() -> None:
     assert parameter["Default"] >= 6 * config.function_setting("prod", "verify_blob", "lambda_timeout")
 
 
+def test_the_cache_queue_outwaits_copy_blob_and_has_a_dead_letter_queue() -> None:
+    from pathlib import Path
+
+    from berth.deploy.config import ChaliceConfig
+
+    config = ChaliceConfig(Path(__file__).resolve().parents[2])
+    template = _template()
+    assert template["Parameters"]["CacheVisibilityTimeout"]["Default"] >= 6 * config.function_setting(
+        "prod", "copy_blob", "lambda_timeout")
+    queue = template["Resources"]["CacheQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] == {"Ref": "CacheVisibilityTimeout"}
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["CacheDeadLetters", "Arn"]}
+
+
 def test_the_signing_secret_is_generated_and_everything_the_app_needs_is_an_output() -> None:
     from berth.deploy.storage import Storage
 
@@ -91,6 +105,7 @@ def test_the_signing_secret_is_generated_and_everything_the_app_needs_is_an_outp
     assert secret["GenerateSecretString"]["PasswordLength"] >= 32 and "Name" not in secret
     storage = Storage.from_outputs({key: key for key in template["Outputs"]})
     assert storage.secret_arn == "SigningSecretArn" and storage.queue_url == "VerifyQueueUrl"
+    assert storage.cache_queue_url == "CacheQueueUrl" and storage.cache_queue_arn == "CacheQueueArn"
     assert template["Resources"]["Metadata"]["Properties"]["DeletionProtectionEnabled"] is True
 
 

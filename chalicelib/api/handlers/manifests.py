@@ -11,7 +11,11 @@ from chalicelib.storage.records import ManifestRecord
 
 
 def _negotiated(req: RegistryRequest, reg: Registry) -> ManifestRecord:
-    record = reg.manifests.find(req.params["name"], req.params["reference"])
+    return negotiated(req, reg.manifests.find(req.params["name"], req.params["reference"]))
+
+
+def negotiated(req: RegistryRequest, record: ManifestRecord) -> ManifestRecord:
+    """The record, if the request's Accept allows its media type."""
     if not acceptable(record.media_type, req.header_values("accept")):
         raise RegistryError(
             Oci.MANIFEST_UNKNOWN,
@@ -21,7 +25,7 @@ def _negotiated(req: RegistryRequest, reg: Registry) -> ManifestRecord:
     return record
 
 
-def _headers(record: ManifestRecord) -> dict[str, str]:
+def manifest_headers(record: ManifestRecord) -> dict[str, str]:
     return {"Content-Type": record.media_type, "Docker-Content-Digest": record.digest,
             "Content-Length": str(record.size)}
 
@@ -30,11 +34,11 @@ def get(req: RegistryRequest, reg: Registry) -> Response:
     record = _negotiated(req, reg)
     # Manifests were checked to be UTF-8 JSON on push, so the text round-trips byte for byte.
     body = reg.manifests.body(record).decode("utf-8")
-    return text(body, 200, _headers(record))
+    return text(body, 200, manifest_headers(record))
 
 
 def head(req: RegistryRequest, reg: Registry) -> Response:
-    return text("", 200, _headers(_negotiated(req, reg)))
+    return text("", 200, manifest_headers(_negotiated(req, reg)))
 
 
 def put(req: RegistryRequest, reg: Registry) -> Response:
