@@ -21,8 +21,8 @@ from chalicelib.lifecycle.retention import ManifestInfo, RetentionPlan, TagInfo,
 from chalicelib.lifecycle.sweep import blob_collectible
 from chalicelib.manifests.mediatypes import INDEXES
 from chalicelib.manifests.service import Manifests
-from chalicelib.storage.dynamo import TOMBSTONE
 from chalicelib.storage.housekeeping import HousekeepingStore
+from chalicelib.storage.keys import TOMBSTONE
 from chalicelib.storage.records import ManifestRecord
 from chalicelib.storage.s3 import BlobStore
 

@@ -15,8 +15,8 @@ from chalicelib.lifecycle.stats import Stats, tally
 from chalicelib.manifests.service import Manifests
 from chalicelib.settings import Settings
 from chalicelib.storage.clients import AwsClients
-from chalicelib.storage.dynamo import TOMBSTONE
 from chalicelib.storage.housekeeping import HousekeepingStore
+from chalicelib.storage.keys import TOMBSTONE
 from chalicelib.storage.s3 import BlobStore
 from chalicelib.uploads.service import Uploads
 

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 from chalicelib.lifecycle.sweep import upload_abandoned
 from chalicelib.storage.housekeeping import HousekeepingStore
+from chalicelib.storage.uploads import upload_record
 from chalicelib.uploads.service import Uploads
+from chalicelib.uploads.state import UploadState
 
 
 @dataclass
@@ -31,7 +33,7 @@ def purge_uploads(store: HousekeepingStore, uploads: Uploads, cutoff: int, shoul
         for item in page:
             if not upload_abandoned(item, cutoff):
                 continue
-            state = store.upload_state(item["pk"].split("#", 1)[1], item)
+            state = UploadState.of(upload_record(item["pk"].split("#", 1)[1], item))
             if dry_run or uploads.abandon(state):
                 report.uploads += 1
                 report.bytes += state.offset

@@ -10,7 +10,9 @@ from chalicelib.errors import Oci, RegistryError
 from chalicelib.lifecycle.policy import Lifecycle
 from chalicelib.manifests.parse import Manifest, parse_manifest
 from chalicelib.naming import check_tag, valid_tag
-from chalicelib.storage.dynamo import MetadataStore, MissingBlobs, TagTaken
+from chalicelib.storage.blobs import MissingBlobs
+from chalicelib.storage.dynamo import MetadataStore
+from chalicelib.storage.manifests import TagTaken
 from chalicelib.storage.records import ManifestRecord
 from chalicelib.storage.s3 import BlobStore
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from chalicelib.storage.dynamo import CATALOG, TOMBSTONE, MetadataStore, blob_pk, repo_pk, tag_sk
+from chalicelib.storage.dynamo import MetadataStore
+from chalicelib.storage.keys import CATALOG, TOMBSTONE, blob_pk, link_sk, repo_pk, tag_sk
+from chalicelib.storage.manifests import manifest_record
 from chalicelib.storage.records import ManifestRecord
 from chalicelib.storage.table import from_item, to_item
 
@@ -55,7 +57,7 @@ class HousekeepingStore(MetadataStore):
         return [(item["sk"].rsplit("#", 1)[1], item["digest"], item["created"]) for item in items]
 
     def manifests(self, repo: str) -> list[ManifestRecord]:
-        return [self._manifest(item) for item in self._query(repo_pk(repo), "manifest#")]
+        return [manifest_record(item) for item in self._query(repo_pk(repo), "manifest#")]
 
     # ---- retention -----------------------------------------------------------------------
 
@@ -89,7 +91,7 @@ class HousekeepingStore(MetadataStore):
     def unlink_doomed(self, repo: str, digest: str, key: str) -> bool:
         """Remove a link to a copy being removed; a link a newer push made (another key) stays."""
         return self._conditionally(
-            "delete_item", Key=to_item({"pk": repo_pk(repo), "sk": f"link#{digest}"}),
+            "delete_item", Key=to_item({"pk": repo_pk(repo), "sk": link_sk(digest)}),
             ConditionExpression="#key = :key", ExpressionAttributeNames={"#key": "key"},
             ExpressionAttributeValues=to_item({":key": key}))
 

@@ -75,6 +75,13 @@ class Table:
         return self._conditionally("delete_item", Key=to_item({"pk": pk, "sk": sk}),
                                    ConditionExpression="attribute_exists(pk)")
 
+    def _put(self, values: dict[str, Any], condition: str | None = None) -> dict[str, Any]:
+        """A transaction's Put of an item, with its condition if any."""
+        put: dict[str, Any] = {"TableName": self.table, "Item": to_item(values)}
+        if condition:
+            put["ConditionExpression"] = condition
+        return {"Put": put}
+
     def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
         item = self._db.get_item(TableName=self.table, Key=to_item({"pk": pk, "sk": sk})).get("Item")
         return from_item(item) if item else None

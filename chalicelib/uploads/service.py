@@ -41,19 +41,25 @@ class Uploads:
         self._meta.create_upload(state)
         return state
 
+    def current(self, uuid: str) -> UploadState | None:
+        """The upload as stored now; None when it is gone."""
+        record = self._meta.get_upload(uuid)
+        return UploadState.of(record) if record else None
+
     def load(self, repo: str, uuid: str) -> UploadState:
-        state = self._meta.get_upload(uuid) if valid_uuid(uuid) else None
+        state = self.current(uuid) if valid_uuid(uuid) else None
         if state is None or state.repo != repo:
             raise RegistryError(Oci.BLOB_UPLOAD_UNKNOWN, detail={"uuid": uuid[:64]})
         return state
 
     def cancel(self, state: UploadState) -> None:
-        held = self._meta.delete_upload(state.uuid)
-        if held is None:
+        deleted = self._meta.delete_upload(state.uuid)
+        if deleted is None:
             raise RegistryError(Oci.BLOB_UPLOAD_UNKNOWN, detail={"uuid": state.uuid})
         # What the record held when deleted: a chunk may have committed since `state` was read.
         # A finished direct upload's object exists (being verified, or failed) before any record,
         # and so may the object of a finish under way.
+        held = UploadState.of(deleted)
         self.discard(held, also=[held.object_key] if held.direct or held.finishing else [])
 
     def abandon(self, state: UploadState) -> bool:
@@ -104,12 +110,12 @@ class Uploads:
                 new, started = self._write_part(state, data, hash_state)
             except MissingObject:
                 # Another request changed the upload first: folded the pieces into a part, or finished it.
-                raise self._changed(state, self._meta.get_upload(state.uuid)) from None
+                raise self._changed(state, self.current(state.uuid)) from None
             if not self._meta.commit_upload(new, expected_offset=state.offset):
                 if started:
                     self._blobs.abort_multipart(state.object_key, new.multipart_id or "")
                 self._blobs.delete([p.key for p in new.pieces])  # the tail it held back
-                raise self._changed(state, self._meta.get_upload(state.uuid))
+                raise self._changed(state, self.current(state.uuid))
             self._blobs.delete([p.key for p in state.pieces])
             return new
         piece = Piece(state.piece_key(state.offset), len(data))
@@ -117,7 +123,7 @@ class Uploads:
         new = state.with_piece(piece, hash_state)
         if not self._meta.commit_upload(new, expected_offset=state.offset):
             self._blobs.delete([piece.key])
-            raise self._changed(state, self._meta.get_upload(state.uuid))
+            raise self._changed(state, self.current(state.uuid))
         return new
 
     def _out_of_order(self, state: UploadState) -> RegistryError:
@@ -226,7 +232,7 @@ class Uploads:
         """A finish working from `state` found the upload changed under it: what a concurrent
         finish of the same digest linked, or the error that says what happened. `ours` goes
         once the upload is gone; while it lives, a chunk moved it, and all stays."""
-        current = self._meta.get_upload(state.uuid)
+        current = self.current(state.uuid)
         if current is None:
             self._blobs.delete(list(ours))
             winner = self._meta.get_link(state.repo, digest)

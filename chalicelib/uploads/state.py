@@ -8,9 +8,11 @@ Bytes spool into one S3 multipart upload. S3 wants every part but the last to be
 from __future__ import annotations
 
 import re
-import time
 import uuid as uuidlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, fields, replace
+
+from chalicelib.storage.records import Direct as Direct  # part of an upload's state, as Piece is
+from chalicelib.storage.records import Piece, UploadRecord
 
 PART_MIN = 5 * 1024 * 1024
 DIRECT_PREFIX = "direct/"
@@ -19,33 +21,14 @@ _UUID = re.compile(r"^[0-9a-f]{32}\Z")
 
 
 @dataclass(frozen=True)
-class Piece:
-    key: str
-    size: int
+class UploadState(UploadRecord):
+    """An upload's record, with what a chunk or a finish does to it."""
 
-
-@dataclass(frozen=True)
-class Direct:
-    """A direct upload (docs/direct-upload.md): the client sends parts straight to S3."""
-
-    size: int
-    part_size: int
-    phase: str = "open"  # open -> verifying -> (promoted, record gone) | failed
-    digest: str | None = None  # what the finish claimed; checked by the verifier
-
-
-@dataclass(frozen=True)
-class UploadState:
-    uuid: str
-    repo: str
-    offset: int = 0
-    hash_state: bytes | None = None  # running SHA-256; None where it cannot be resumed
-    multipart_id: str | None = None
-    parts: tuple[int, ...] = ()  # committed S3 part numbers, in byte order
-    pieces: tuple[Piece, ...] = ()  # bytes after the last part, not yet in one
-    created: int = field(default_factory=lambda: int(time.time()))
-    direct: Direct | None = None  # for a direct upload, `offset` counts bytes verified
-    finishing: str | None = None  # the digest a finish claimed the upload for (no chunk commits then)
+    @classmethod
+    def of(cls, record: UploadRecord) -> UploadState:
+        """The state of an upload as storage returned it."""
+        return record if isinstance(record, UploadState) else cls(**{f.name: getattr(record, f.name)
+                                                                     for f in fields(record)})
 
     @classmethod
     def new(cls, repo: str, hash_state: bytes | None) -> UploadState:

@@ -18,7 +18,7 @@ from chalicelib.lifecycle.policy import HOUR, Lifecycle, parse_policies
 from chalicelib.manifests import mediatypes as mt
 from chalicelib.registry import Registry
 from chalicelib.storage.clients import AwsClients
-from chalicelib.storage.dynamo import tag_sk
+from chalicelib.storage.keys import tag_sk
 from chalicelib.storage.table import from_item, to_item
 from tests.helpers import bucket_keys, digest_of, fetch_blob, manifest_body
 

@@ -249,7 +249,8 @@ def test_large_manifest_bodies_are_per_push_and_deleted_with_the_manifest(lab: L
 def test_images_with_more_layers_than_a_transaction_holds(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     # DynamoDB takes 100 actions per transaction; 8 here, so a small image needs the same split
     # (moto copies the whole table for every transaction: 100-layer images would be slow).
-    monkeypatch.setattr("chalicelib.storage.dynamo.TRANSACTION_LIMIT", 8)
+    for module in ("manifests", "blobs"):
+        monkeypatch.setattr(f"chalicelib.storage.{module}.TRANSACTION_LIMIT", 8)
     layers = [f"layer {i}".encode() for i in range(20)]  # 21 blobs: 5 in the manifest's transaction, 16 ahead
     digest, body = lab.push_image(REPO, "tall", layers)
     assert {refs(lab, layer) for layer in layers} == {1}

@@ -68,7 +68,7 @@ def test_uploads_idle_less_than_the_maximum_age_stay_and_finish(lab: Lab) -> Non
 def test_a_chunk_that_commits_between_the_purges_read_and_delete_wins(lab: Lab) -> None:
     location = patch(lab, start_upload(lab.client, REPO), b"abc", 0)
     uuid = location.rsplit("/", 1)[1]
-    read = lab.registry.meta.get_upload(uuid)  # what the purge read
+    read = lab.registry.uploads.current(uuid)  # what the purge read
     assert read is not None
     location = patch(lab, location, b"def", 3)  # the client comes back meanwhile
     assert not lab.jobs.uploads.abandon(read)
@@ -80,7 +80,7 @@ def test_a_finish_that_crashed_after_assembling_leaves_nothing_behind(lab: Lab) 
     location = patch(lab, start_upload(lab.client, REPO), b"piece one", 0)
     location = patch(lab, location, b"piece two", 9)
     uuid = location.rsplit("/", 1)[1]
-    state = lab.registry.meta.get_upload(uuid)
+    state = lab.registry.uploads.current(uuid)
     assert state is not None
     lab.registry.blobs.put(state.object_key, b"piece onepiece two")  # joined, then the Lambda died
     lab.clock.later(25)

@@ -40,7 +40,7 @@ from chalicelib.lifecycle.policy import HOUR, Lifecycle, parse_policies
 from chalicelib.manifests import mediatypes as mt
 from chalicelib.registry import Registry
 from chalicelib.storage.clients import AwsClients
-from chalicelib.storage.dynamo import tag_sk
+from chalicelib.storage.keys import tag_sk
 from chalicelib.storage.table import to_item
 from chalicelib.uploads.parts import MIN_PART
 from tests.conftest import ApiClient
