@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from chalicelib.lifecycle.policy import Lifecycle, RepositoryPolicy
-from chalicelib.lifecycle.retention import ManifestInfo, RetentionPlan, TagInfo, plan
+from chalicelib.lifecycle.policy import Lifecycle
+from chalicelib.lifecycle.retention import ManifestInfo, TagInfo, plan
 from chalicelib.lifecycle.sweep import blob_collectible
 from chalicelib.manifests.mediatypes import INDEXES
 from chalicelib.manifests.service import Manifests
@@ -143,9 +143,13 @@ class Collector:
             return
         untagged_expire = policy.expire_untagged_after_days is not None
         records = {r.digest: r for r in self._store.manifests(repo)} if untagged_expire else {}
-        decided = self._plan(policy, repo, records)
+        tags = self._store.tags(repo)
+        versions = {name: version for name, _, _, version in tags}
+        decided = plan(policy, [TagInfo(name, digest, created) for name, digest, created, _ in tags],
+                       [ManifestInfo(r.digest, r.created or 0, r.subject, self._children(r)) for r in records.values()],
+                       self._now())
         for tag in decided.tags:
-            if pending is not None or self._store.expire_tag(repo, tag.name, tag.digest, tag.created):
+            if pending is not None or self._store.expire_tag(repo, tag.name, versions[tag.name]):
                 run.tags += 1
                 self._notify(f"tag {repo}:{tag.name} ({tag.digest})")
         failed: set[str] = set()
@@ -155,16 +159,11 @@ class Collector:
                 failed.add(info.digest)  # its index or subject stayed: so does it
             elif pending is not None:
                 pending.update(set(self._manifests.blobs_of(record)))
-            elif not self._manifests.remove(repo, record, pushed=info.created):
+            elif not self._manifests.remove(repo, record, only_as_read=True):
                 failed.add(info.digest)  # pushed again or deleted meanwhile
             if info.digest not in failed:
                 run.manifests += 1
                 self._notify(f"manifest {repo}@{info.digest}")
-
-    def _plan(self, policy: RepositoryPolicy, repo: str, records: dict[str, ManifestRecord]) -> RetentionPlan:
-        tags = [TagInfo(name, digest, created) for name, digest, created in self._store.tags(repo)]
-        infos = [ManifestInfo(r.digest, r.created or 0, r.subject, self._children(r)) for r in records.values()]
-        return plan(policy, tags, infos, self._now())
 
     def _children(self, record: ManifestRecord) -> tuple[str, ...]:
         if record.media_type not in INDEXES:

@@ -56,8 +56,9 @@ def tombstone(doomed: dict[str, Any]) -> dict[str, Any]:
 class BlobRecords(Table):
 
     def get_blob(self, digest: str) -> BlobRecord | None:
-        """The stored blob; None also while the collector is removing it."""
-        item = self._get(blob_pk(digest), "blob")
+        """The stored blob; None also while the collector is removing it. Consistent: a finish
+        or mount decides on it whether to store or link."""
+        item = self._get(blob_pk(digest), "blob", consistent=True)
         return BlobRecord(digest, item["key"], item["size"]) if item and "doomed" not in item else None
 
     def get_link(self, repo: str, digest: str) -> BlobRecord | None:
@@ -123,7 +124,7 @@ class BlobRecords(Table):
                 return "upload-gone"
             if reasons[0] != FAILED:
                 raise RuntimeError(f"promote transaction cancelled: {reasons}")
-            replacing = self._get(blob_pk(blob.digest), "blob")
+            replacing = self._get(blob_pk(blob.digest), "blob", consistent=True)
             if replacing is not None and "doomed" not in replacing:
                 return "exists"
         raise RuntimeError(f"blob {blob.digest} kept changing while promoted")

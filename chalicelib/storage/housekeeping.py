@@ -51,23 +51,24 @@ class HousekeepingStore(MetadataStore):
         for item in self._query(CATALOG, "repo#", exclusive_start=start, projection="sk"):
             yield item["sk"].split("#", 1)[1]
 
-    def tags(self, repo: str) -> list[tuple[str, str, int]]:
-        """(tag, digest, last push) of every tag of the repository."""
-        items = self._query(repo_pk(repo), "tag#", projection="sk, digest, created")
-        return [(item["sk"].rsplit("#", 1)[1], item["digest"], item["created"]) for item in items]
+    def tags(self, repo: str) -> list[tuple[str, str, int, str]]:
+        """(tag, digest, last push, version) of every tag of the repository."""
+        items = self._query(repo_pk(repo), "tag#", projection="sk, digest, created, version", consistent=True)
+        return [(item["sk"].rsplit("#", 1)[1], item["digest"], item["created"], item.get("version", ""))
+                for item in items]
 
     def manifests(self, repo: str) -> list[ManifestRecord]:
-        return [manifest_record(item) for item in self._query(repo_pk(repo), "manifest#")]
+        return [manifest_record(item) for item in self._query(repo_pk(repo), "manifest#", consistent=True)]
 
     # ---- retention -----------------------------------------------------------------------
 
-    def expire_tag(self, repo: str, tag: str, digest: str, pushed: int) -> bool:
-        """Delete the tag unless it was pushed again since the collector read it."""
+    def expire_tag(self, repo: str, tag: str, version: str) -> bool:
+        """Delete the tag unless it was pushed again since the collector read it (every push
+        writes a new version)."""
         return self._conditionally(
             "delete_item", Key=to_item({"pk": repo_pk(repo), "sk": tag_sk(tag)}),
-            ConditionExpression="#digest = :digest AND #created = :pushed",
-            ExpressionAttributeNames={"#digest": "digest", "#created": "created"},
-            ExpressionAttributeValues=to_item({":digest": digest, ":pushed": pushed}))
+            ConditionExpression="#version = :version", ExpressionAttributeNames={"#version": "version"},
+            ExpressionAttributeValues=to_item({":version": version}))
 
     # ---- blob removal --------------------------------------------------------------------
 

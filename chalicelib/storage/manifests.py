@@ -5,7 +5,9 @@ delete count its blobs in and out in the same transaction (storage/blobs.py)."""
 from __future__ import annotations
 
 import json
+import random
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -13,6 +15,9 @@ from chalicelib.storage.blobs import PUSH_ATTEMPTS, BlobRecords, MissingBlobs, r
 from chalicelib.storage.keys import CATALOG, manifest_sk, referrer_sk, repo_pk, tag_sk
 from chalicelib.storage.records import ManifestRecord, Page
 from chalicelib.storage.table import FAILED, TRANSACTION_LIMIT, cancellation_reasons, from_item, to_item
+
+# Each push of a manifest makes a delete of it read again: enough for a burst of re-tags.
+_DELETE_ATTEMPTS = 20
 
 
 class TagTaken(Exception):
@@ -45,6 +50,7 @@ def manifest_values(record: ManifestRecord) -> dict[str, Any]:
         "artifact_type": record.artifact_type,
         "annotations": _annotations_text(record.annotations),
         "created": int(time.time()),
+        "version": uuid.uuid4().hex[:16],  # never reused: a manifest deleted and pushed again is another
     }
 
 
@@ -59,17 +65,19 @@ def manifest_record(item: dict[str, Any]) -> ManifestRecord:
         artifact_type=item.get("artifact_type"),
         annotations=_annotations_read(item.get("annotations")),
         created=item.get("created"),
+        version=item.get("version"),
     )
 
 
 class ManifestRecords(BlobRecords):
 
     def missing_manifests(self, repo: str, digests: Iterable[str]) -> list[str]:
+        """Consistent: a client pushes an index right after its manifests."""
         wanted = list(dict.fromkeys(manifest_sk(d) for d in digests))
         found: set[str] = set()
         for start in range(0, len(wanted), 100):
             keys = [to_item({"pk": repo_pk(repo), "sk": sk}) for sk in wanted[start : start + 100]]
-            request: dict[str, Any] = {self.table: {"Keys": keys, "ProjectionExpression": "sk"}}
+            request: dict[str, Any] = {self.table: {"Keys": keys, "ProjectionExpression": "sk", "ConsistentRead": True}}
             while request:
                 result = self._db.batch_get_item(RequestItems=request)
                 found.update(from_item(i)["sk"] for i in result["Responses"].get(self.table, []))
@@ -103,7 +111,7 @@ class ManifestRecords(BlobRecords):
         for _ in range(PUSH_ATTEMPTS):
             if self._put_new_manifest(repo, record, tag, blobs, immutable_tag):
                 return True
-            stored = self._get(repo_pk(repo), manifest_sk(record.digest))
+            stored = self._get(repo_pk(repo), manifest_sk(record.digest), consistent=True)
             if stored is not None and self._push_again(repo, stored, tag, immutable_tag):
                 return False
         raise RuntimeError(f"manifest {record.digest} kept being deleted while pushed")
@@ -126,7 +134,7 @@ class ManifestRecords(BlobRecords):
         room = TRANSACTION_LIMIT - len(actions)
         inline, early = blobs[:room], blobs[room:]
         if early:
-            if self._get(pk, sk) is not None:
+            if self._get(pk, sk, consistent=True) is not None:
                 return False
             self._count_early(repo, early)
         counting = references(self.table, repo, inline, +1)
@@ -146,17 +154,18 @@ class ManifestRecords(BlobRecords):
         raise RuntimeError(f"manifest transaction cancelled: {reasons}")
 
     def _push_again(self, repo: str, stored: dict[str, Any], tag: str | None, immutable_tag: bool) -> bool:
-        """A push of a manifest the repository holds: refresh its push time and (re)write the
-        tag with a copy of the stored item. False if the stored item changed meanwhile."""
+        """A push of a manifest the repository holds: refresh its push time, give it a new
+        version and (re)write the tag with a copy of the stored item. False if the manifest
+        was deleted (or deleted and pushed anew) meanwhile."""
         pk = repo_pk(repo)
         values = manifest_values(manifest_record(stored))
         same_body = "#body_key = :body_key" if stored.get("body_key") else "attribute_not_exists(#body_key)"
         touch = {"Update": {
             "TableName": self.table, "Key": to_item({"pk": pk, "sk": manifest_sk(stored["digest"])}),
-            "UpdateExpression": "SET #created = :now",
-            "ConditionExpression": f"#created = :created AND {same_body}",
-            "ExpressionAttributeNames": {"#created": "created", "#body_key": "body_key"},
-            "ExpressionAttributeValues": to_item({":now": values["created"], ":created": stored.get("created"),
+            "UpdateExpression": "SET #created = :now, #version = :version",
+            "ConditionExpression": f"attribute_exists(pk) AND {same_body}",
+            "ExpressionAttributeNames": {"#created": "created", "#version": "version", "#body_key": "body_key"},
+            "ExpressionAttributeValues": to_item({":now": values["created"], ":version": values["version"],
                                                   ":body_key": stored.get("body_key")}),
         }}
         actions = [touch]
@@ -185,46 +194,77 @@ class ManifestRecords(BlobRecords):
     def delete_tag(self, repo: str, tag: str) -> bool:
         return self._delete_existing(repo_pk(repo), tag_sk(tag))
 
-    def delete_manifest(self, repo: str, record: ManifestRecord, blobs: Sequence[str] = (),
-                        pushed: int | None = None) -> bool:
-        """Delete a manifest, the tags that still point at it, and its referrer entry, and
-        count its `blobs` out. With `pushed`: only if it was not pushed again since then (the
-        collector's retention must not remove a manifest someone has just tagged)."""
-        pk = repo_pk(repo)
-        tags = [
-            item["sk"]
-            for item in self._query(pk, "tag#", projection="sk, digest")
-            if item.get("digest") == record.digest
-        ]
-        first: dict[str, Any] = {
-            "Delete": {
-                "TableName": self.table,
-                "Key": to_item({"pk": pk, "sk": manifest_sk(record.digest)}),
-                "ConditionExpression": "attribute_exists(pk)",
-            }
-        }
-        if pushed is not None:
-            first["Delete"].update(ConditionExpression="#created = :pushed",
-                                   ExpressionAttributeNames={"#created": "created"},
-                                   ExpressionAttributeValues=to_item({":pushed": pushed}))
-        # Counted out with the delete itself where they fit: should later batches not run,
-        # blobs stay over-counted (kept too long), never under-counted (lost).
-        actions = [first] + references(self.table, repo, list(dict.fromkeys(blobs)), -1)
-        for sk in tags:
-            # Only if the tag still names this manifest: a concurrent re-tag wins.
-            actions.append({"Delete": {
-                "TableName": self.table,
-                "Key": to_item({"pk": pk, "sk": sk}),
+    def delete_manifest(self, repo: str, digest: str, blobs: Sequence[str] = (),
+                        only_version: str | None = None) -> ManifestRecord | None:
+        """Delete a manifest with every tag naming it and its referrer entry, and count its
+        `blobs` out; returns what was deleted, None when there was nothing to delete.
+
+        Linearizable with pushes: every push of the manifest (under a new tag, or again)
+        writes a new version on it, and the delete commits only if the version it read is
+        still there, with the tags it read after it, so a tag written meanwhile fails the
+        delete, which reads again. With `only_version` (retention, deciding on what it read
+        earlier): only that version, and only while no tag names it.
+        """
+        pk, sk = repo_pk(repo), manifest_sk(digest)
+        counted_out = references(self.table, repo, list(dict.fromkeys(blobs)), -1)
+        for attempt in range(_DELETE_ATTEMPTS):
+            if attempt:
+                time.sleep(random.uniform(0, 0.005 * attempt))  # pushes of it keep coming: let them pass
+            item = self._get(pk, sk, consistent=True)
+            if item is None or only_version not in (None, item.get("version")):
+                return None
+            record = manifest_record(item)
+            tags = [t["sk"] for t in self._query(pk, "tag#", projection="sk, digest", consistent=True)
+                    if t.get("digest") == digest]
+            if only_version is not None and tags:
+                return None
+            unchanged = {"TableName": self.table, "Key": to_item({"pk": pk, "sk": sk}),
+                         "ConditionExpression": "#version = :version",
+                         "ExpressionAttributeNames": {"#version": "version"},
+                         "ExpressionAttributeValues": to_item({":version": record.version})}
+            head = [{"Delete": unchanged}]
+            if record.subject:
+                referrer = {"pk": pk, "sk": referrer_sk(record.subject, digest)}
+                head.append({"Delete": {"TableName": self.table, "Key": to_item(referrer)}})
+            # Only while the tag still names this manifest: a tag moved meanwhile stays.
+            untag = [{"Delete": {
+                "TableName": self.table, "Key": to_item({"pk": pk, "sk": tag}),
                 "ConditionExpression": "attribute_not_exists(pk) OR #digest = :digest",
                 "ExpressionAttributeNames": {"#digest": "digest"},
-                "ExpressionAttributeValues": to_item({":digest": record.digest}),
-            }})
-        if record.subject:
-            referrer = {"pk": pk, "sk": referrer_sk(record.subject, record.digest)}
-            actions.append({"Delete": {"TableName": self.table, "Key": to_item(referrer)}})
-        # False when deleted (or pushed again) concurrently; tags re-pointed meanwhile keep
-        # their new target.
-        return self._transact_all(actions, first_required=True)
+                "ExpressionAttributeValues": to_item({":digest": digest}),
+            }} for tag in tags]
+            if len(head) + len(untag) > TRANSACTION_LIMIT:
+                # Too many tags for one transaction: they go first, each batch only while the
+                # manifest is unchanged; the manifest goes last, so a tag pushed in between
+                # makes it start over rather than leave that tag behind.
+                if not self._untag_while_unchanged(unchanged, untag):
+                    continue
+                untag = []
+            room = TRANSACTION_LIMIT - len(head) - len(untag)
+            # Counted out with the delete itself where they fit: should later batches not run,
+            # blobs stay over-counted (kept too long), never under-counted (lost).
+            inline, later = counted_out[:room], counted_out[room:]
+            try:
+                self._transact(head + untag + inline)
+            except self._db.exceptions.TransactionCanceledException as error:
+                reasons = cancellation_reasons(error)
+                fixed = len(head) + len(untag)
+                # A count-out fails only for a blob record that is gone: nothing to count.
+                gone = {id(a) for a, r in zip(inline, reasons[fixed:], strict=False) if r == FAILED}
+                counted_out = [a for a in counted_out if id(a) not in gone]
+                continue
+            self._transact_all(later)
+            return record
+        raise RuntimeError(f"manifest {digest} kept being pushed while deleted")
+
+    def _untag_while_unchanged(self, unchanged: dict[str, Any], untag: list[dict[str, Any]]) -> bool:
+        """Delete tags in batches, each on condition that the manifest has the version read."""
+        for start in range(0, len(untag), TRANSACTION_LIMIT - 1):
+            try:
+                self._transact([{"ConditionCheck": unchanged}, *untag[start : start + TRANSACTION_LIMIT - 1]])
+            except self._db.exceptions.TransactionCanceledException:
+                return False
+        return True
 
     def list_tags(self, repo: str, limit: int, last: str | None) -> Page:
         return self._page(repo_pk(repo), "tag#", tag_sk, limit, last)

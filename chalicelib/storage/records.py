@@ -30,6 +30,9 @@ class ManifestRecord:
     artifact_type: str | None = None
     annotations: dict[str, str] | None = None
     created: int | None = None  # when it was last pushed (epoch seconds)
+    # New on every push of it (and copied into the tag the push writes): a delete commits only
+    # if the version it read is still there, so no tag written meanwhile is left behind.
+    version: str | None = None
 
 
 @dataclass(frozen=True)

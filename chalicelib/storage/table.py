@@ -82,16 +82,20 @@ class Table:
             put["ConditionExpression"] = condition
         return {"Put": put}
 
-    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
-        item = self._db.get_item(TableName=self.table, Key=to_item({"pk": pk, "sk": sk})).get("Item")
+    def _get(self, pk: str, sk: str, consistent: bool = False) -> dict[str, Any] | None:
+        """The item; `consistent` where a write will depend on it (a default read may miss the
+        latest writes for a moment)."""
+        item = self._db.get_item(TableName=self.table, Key=to_item({"pk": pk, "sk": sk}),
+                                 ConsistentRead=consistent).get("Item")
         return from_item(item) if item else None
 
     def _query(self, pk: str, prefix: str, exclusive_start: str | None = None, limit: int | None = None,
-               projection: str | None = None) -> Iterator[dict[str, Any]]:
+               projection: str | None = None, consistent: bool = False) -> Iterator[dict[str, Any]]:
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
             "ExpressionAttributeValues": to_item({":pk": pk, ":prefix": prefix}),
+            "ConsistentRead": consistent,
         }
         if projection:
             kwargs["ProjectionExpression"] = projection

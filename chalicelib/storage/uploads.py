@@ -69,7 +69,8 @@ class UploadRecords(Table):
         )
 
     def get_upload(self, uuid: str) -> UploadRecord | None:
-        item = self._get(upload_pk(uuid), "upload")
+        """Consistent: every request that reads an upload then writes on condition of it."""
+        item = self._get(upload_pk(uuid), "upload", consistent=True)
         return upload_record(uuid, item) if item else None
 
     def commit_upload(self, record: UploadRecord, expected_offset: int) -> bool:
