@@ -116,7 +116,7 @@ class HousekeepingStore(MetadataStore):
         try:
             result = self._db.update_item(
                 TableName=self.table, Key=to_item(_STATE_KEY),
-                UpdateExpression="SET lease_owner = :owner, lease_until = :until",
+                UpdateExpression="SET lease_owner = :owner, lease_until = :until, heartbeat = :now",
                 ConditionExpression="attribute_not_exists(lease_until) OR lease_until < :now OR lease_owner = :owner",
                 ExpressionAttributeValues=to_item({":owner": owner, ":until": until, ":now": now}),
                 ReturnValues="ALL_NEW")
@@ -124,19 +124,28 @@ class HousekeepingStore(MetadataStore):
             return None
         return from_item(result["Attributes"])
 
-    def save_run(self, owner: str, run: dict[str, Any], until: int) -> bool:
-        """Checkpoint the run and extend the lease; False when the lease was lost."""
+    def save_run(self, owner: str, run: dict[str, Any], now: int, until: int) -> bool:
+        """Checkpoint the run and extend the lease (a heartbeat); False when the lease was lost."""
         return self._conditionally(
-            "update_item", Key=to_item(_STATE_KEY), UpdateExpression="SET run = :run, lease_until = :until",
+            "update_item", Key=to_item(_STATE_KEY),
+            UpdateExpression="SET run = :run, lease_until = :until, heartbeat = :now",
             ConditionExpression="lease_owner = :owner",
-            ExpressionAttributeValues=to_item({":run": run, ":until": until, ":owner": owner}))
+            ExpressionAttributeValues=to_item({":run": run, ":until": until, ":now": now, ":owner": owner}))
+
+    def break_lease(self, owner: str, until: int) -> bool:
+        """Free the lease `owner` holds, unless it heartbeated since it was read (which moves
+        `lease_until`); the checkpoint stays, for the next run to carry on."""
+        return self._conditionally(
+            "update_item", Key=to_item(_STATE_KEY), UpdateExpression="REMOVE lease_owner, lease_until, heartbeat",
+            ConditionExpression="lease_owner = :owner AND lease_until = :until",
+            ExpressionAttributeValues=to_item({":owner": owner, ":until": until}))
 
     def release(self, owner: str, finished: int | None = None) -> None:
         """Give the lease up; with `finished`, the run is complete and its checkpoint goes."""
-        expression = "REMOVE lease_owner, lease_until"
+        expression = "REMOVE lease_owner, lease_until, heartbeat"
         values: dict[str, Any] = {":owner": owner}
         if finished is not None:
-            expression = "SET last_finished = :finished REMOVE lease_owner, lease_until, run"
+            expression = "SET last_finished = :finished REMOVE lease_owner, lease_until, heartbeat, run"
             values[":finished"] = finished
         self._conditionally("update_item", Key=to_item(_STATE_KEY), UpdateExpression=expression,
                             ConditionExpression="lease_owner = :owner", ExpressionAttributeValues=to_item(values))
