@@ -42,6 +42,11 @@ class Grants:
     def objects(self, *prefixes: str) -> list[str]:
         return [f"{self.bucket_arn}/{prefix}*" for prefix in prefixes]
 
+    @property
+    def sweep_index_arn(self) -> str:
+        """The table's sparse index the lifecycle jobs query (chalicelib/storage/keys.py)."""
+        return f"{self.table_arn}/index/sweep"
+
 
 def _allow(sid: str, actions: list[str], resources: list[str]) -> dict[str, Any]:
     return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources}
@@ -78,17 +83,20 @@ def policies(grants: Grants) -> dict[str, dict[str, Any]]:
             _allow("Queue", ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
                              "sqs:SendMessage"], [grants.queue_arn]),
         ),
-        # Scans upload records, deletes abandoned ones with their parts and pieces.
+        # Reads idle uploads from the sweep index, deletes them with their parts and pieces.
         "purge_uploads": _document(
             grants,
-            _allow("Table", ["dynamodb:Scan", "dynamodb:DeleteItem"], [grants.table_arn]),
+            _allow("Table", ["dynamodb:DeleteItem"], [grants.table_arn]),
+            _allow("SweepIndex", ["dynamodb:Query"], [grants.sweep_index_arn]),
             _allow("Objects", ["s3:DeleteObject", "s3:AbortMultipartUpload"], grants.objects(BLOBS, DIRECT)),
         ),
-        # Retention rules and the sweep: reads everything, removes what nothing references.
+        # Retention rules and the sweep: reads repositories and the sweep index's candidates,
+        # removes what nothing references.
         "collect_garbage": _document(
             grants,
-            _allow("Table", ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:UpdateItem",
-                             "dynamodb:DeleteItem"], [grants.table_arn]),
+            _allow("Table", ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                   [grants.table_arn]),
+            _allow("SweepIndex", ["dynamodb:Query"], [grants.sweep_index_arn]),
             _allow("Objects", ["s3:GetObject", "s3:DeleteObject"], every_prefix),
             missing_is_404,
         ),

@@ -1,8 +1,9 @@
 """Online garbage collection: apply retention rules, then remove unreferenced blobs, while
 the registry keeps taking pushes (docs/lifecycle.md has the design and the races).
 
-A run has two phases, each resumable: retention walks the catalog (checkpoint: the last
-repository done), the sweep scans blob records (checkpoint: the scan position). The
+A run has two phases, each resumable: retention walks the catalog when some policy has
+retention rules (checkpoint: the last repository done), the sweep reads the candidates the
+sweep index holds, blobs that may have no reference (checkpoint: the position in it). The
 checkpoint lives in the table with a lease, so a run can stop near the Lambda's time limit
 and the next invocation carries on, and two collectors never run at once. A dry run reads
 only: it simulates what retention would count out, and writes nothing.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -34,7 +35,6 @@ from chalicelib.storage.s3 import BlobStore
 HEARTBEAT_SECONDS = 30
 LEASE_SECONDS = 4 * HEARTBEAT_SECONDS
 SILENT_SECONDS = 2 * HEARTBEAT_SECONDS
-_SWEPT = ("blob#", TOMBSTONE)
 
 
 class Busy(Exception):
@@ -99,12 +99,21 @@ class Collector:
         now = self._now()
         run = Run(now, now - self._lifecycle.gc_grace)
         pending: Counter[str] = Counter()  # blob digest -> expiring manifests that would count it out
-        for repo in self._store.repositories():
+        for repo in self._repositories():
             self._retain(run, repo, pending)
-        for page, _ in self._store.scan(_SWEPT, page_size=self._page_size):
+        seen: set[str] = set()
+        for page, _ in self._store.candidates("blob", run.cutoff, page_size=self._page_size):
+            seen.update(_digest(item) for item in page)
             self._sweep(run, page, pending)
+        # Blobs only retention's count-outs would leave unreferenced are not candidates yet.
+        self._sweep(run, self._store.blob_items(sorted(set(pending) - seen)), pending)
         run.complete = True
         return run
+
+    def _repositories(self, after: str | None = None) -> Iterator[str]:
+        """The repositories retention walks: none when no policy has retention rules."""
+        if any(policy.has_retention for policy in self._lifecycle.policies):
+            yield from self._store.repositories(after=after)
 
     def due(self) -> bool:
         """Whether a scheduled invocation has work: a run to carry on, or `gc_interval` passed
@@ -154,7 +163,7 @@ class Collector:
 
     def _resume(self, run: Run, should_stop: Callable[[], bool]) -> None:
         if run.phase == "retention":
-            for repo in self._store.repositories(after=run.repo_after):
+            for repo in self._repositories(after=run.repo_after):
                 if should_stop():
                     self._checkpoint()
                     return
@@ -162,7 +171,7 @@ class Collector:
                 run.repo_after = repo
                 self._heartbeat()
             run.phase = "sweep"
-        for page, position in self._store.scan(_SWEPT, run.scan_start, self._page_size):
+        for page, position in self._store.candidates("blob", run.cutoff, run.scan_start, self._page_size):
             self._sweep(run, page, None)
             run.scan_start = position
             if position is not None and should_stop():
@@ -234,6 +243,8 @@ class Collector:
             if item["pk"].startswith(TOMBSTONE) or "doomed" in item:
                 removing.append(item)  # left half-way by an earlier, interrupted invocation
             elif not blob_collectible(item, run.cutoff, pending[digest] if pending is not None else 0):
+                if pending is None and item.get("refs"):
+                    self._store.referenced_after_all(digest)  # counted out by one manifest of several
                 continue
             elif pending is not None:
                 removing.append(item)
@@ -242,7 +253,7 @@ class Collector:
                 if marked is not None:
                     removing.append(marked)
                 self._heartbeat()
-        if pending is not None:
+        if pending is not None or not removing:
             for item in removing:
                 self._freed(run, item)
             return

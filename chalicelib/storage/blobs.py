@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from chalicelib.storage.keys import TOMBSTONE, blob_pk, link_sk, repo_pk
+from chalicelib.storage.keys import TOMBSTONE, blob_pk, link_sk, repo_pk, sweep_shard
 from chalicelib.storage.records import BlobRecord, UploadRecord
 from chalicelib.storage.table import FAILED, TRANSACTION_LIMIT, Table, cancellation_reasons, to_item
 from chalicelib.storage.uploads import upload_delete
@@ -37,12 +37,17 @@ def blob_update(table: str, digest: str, expression: str, condition: str, values
 def references(table: str, repo: str, digests: Sequence[str], delta: int) -> list[dict[str, Any]]:
     """Count a manifest's blobs in (+1) or out (-1). Counting in needs each blob usable and
     linked in the repository, so a blob the collector took fails the push instead of leaving
-    a manifest that points at nothing."""
+    a manifest that points at nothing.
+
+    The collector finds candidates in the sweep index, not by scanning: a count-out puts the
+    blob there (it may have dropped to no references), a count-in takes it out (it has one
+    now). So every blob without references is in the index, whatever order these come in."""
     if delta < 0:
-        return [blob_update(table, d, "ADD refs :delta", "attribute_exists(pk)", {":delta": delta}) for d in digests]
+        return [blob_update(table, d, "ADD refs :delta SET sweep = :sweep", "attribute_exists(pk)",
+                            {":delta": delta, ":sweep": sweep_shard("blob", d)}) for d in digests]
     values = {":delta": delta, ":now": int(time.time()), ":repo": repo}
-    return [blob_update(table, d, "ADD refs :delta SET touched = :now", f"{_BLOB_USABLE} AND contains(repos, :repo)",
-                        values) for d in digests]
+    return [blob_update(table, d, "ADD refs :delta SET touched = :now REMOVE sweep",
+                        f"{_BLOB_USABLE} AND contains(repos, :repo)", values) for d in digests]
 
 
 def tombstone(doomed: dict[str, Any]) -> dict[str, Any]:
@@ -50,7 +55,7 @@ def tombstone(doomed: dict[str, Any]) -> dict[str, Any]:
     should it have stopped half-way: the old key and the repositories linking it."""
     digest = doomed["pk"].split("#", 1)[1]
     return {"pk": f"{TOMBSTONE}{digest}", "sk": doomed["key"], "key": doomed["key"], "size": doomed["size"],
-            "repos": doomed.get("repos") or None}
+            "repos": doomed.get("repos") or None, "sweep": sweep_shard("blob", digest), "touched": 0}
 
 
 class BlobRecords(Table):
@@ -132,7 +137,7 @@ class BlobRecords(Table):
     def _blob_put(self, repo: str, blob: BlobRecord, replacing: dict[str, Any] | None) -> dict[str, Any]:
         now = int(time.time())
         values = {"pk": blob_pk(blob.digest), "sk": "blob", "key": blob.key, "size": blob.size, "created": now,
-                  "touched": now, "refs": 0, "repos": {repo}}
+                  "touched": now, "refs": 0, "repos": {repo}, "sweep": sweep_shard("blob", blob.digest)}
         if replacing is None:
             return self._put(values, "attribute_not_exists(pk)")
         # The copy the collector is removing gives way to ours.

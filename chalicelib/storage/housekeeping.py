@@ -1,6 +1,7 @@
-"""What the lifecycle jobs read and write beyond the registry's own requests: scans of the
-table, the collector's removal of blobs, conditional tag expiry, and the collector's lease
-and checkpoint (item `lifecycle`/`gc`)."""
+"""What the lifecycle jobs read and write beyond the registry's own requests: the sweep
+index's candidates (blobs that may be unreferenced, uploads idle long enough), the
+collector's removal of blobs, conditional tag expiry, the collector's lease and checkpoint
+(item `lifecycle`/`gc`), and a scan of the whole table for `berth stats`."""
 
 from __future__ import annotations
 
@@ -8,18 +9,77 @@ from collections.abc import Iterator
 from typing import Any
 
 from chalicelib.storage.dynamo import MetadataStore
-from chalicelib.storage.keys import CATALOG, TOMBSTONE, blob_pk, link_sk, repo_pk, tag_sk
+from chalicelib.storage.keys import (
+    CATALOG,
+    SWEEP_INDEX,
+    TOMBSTONE,
+    blob_pk,
+    link_sk,
+    repo_pk,
+    sweep_shards,
+    tag_sk,
+)
 from chalicelib.storage.manifests import manifest_record
 from chalicelib.storage.records import ManifestRecord
 from chalicelib.storage.table import from_item, to_item
 
 # Everything the jobs look at, and nothing else: manifest bodies stay out of scans.
 _SCANNED = ("pk", "sk", "key", "size", "refs", "touched", "doomed", "repos", "body_key", "repo", "offset",
-            "multipart_id", "parts", "pieces", "created", "updated", "direct")
+            "multipart_id", "parts", "pieces", "created", "direct")
 _STATE_KEY = {"pk": "lifecycle", "sk": "gc"}
 
 
 class HousekeepingStore(MetadataStore):
+
+    # ---- the sweep index -----------------------------------------------------------------
+
+    def candidates(self, kind: str, before: int, start: dict[str, Any] | None = None,
+                   page_size: int = 500) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any] | None]]:
+        """Pages of the items of `kind` in the sweep index ("blob": blob records that may have
+        no reference, tombstones; "upload": upload records) touched before `before`, each with
+        the position after it (None after the last page), from which a later call resumes.
+        What is touched since is not read: a run costs what became garbage, not what is stored."""
+        shards = sweep_shards(kind)
+        for index in range(shards.index(start["shard"]) if start else 0, len(shards)):
+            kwargs: dict[str, Any] = {
+                "TableName": self.table, "IndexName": SWEEP_INDEX, "Limit": page_size,
+                "KeyConditionExpression": "sweep = :shard AND touched < :before",
+                "ExpressionAttributeValues": to_item({":shard": shards[index], ":before": before}),
+            }
+            if start and start["shard"] == shards[index] and start.get("after"):
+                kwargs["ExclusiveStartKey"] = to_item(start["after"])
+            while True:
+                page = self._db.query(**kwargs)
+                after = page.get("LastEvaluatedKey")
+                position: dict[str, Any] | None = None
+                if after is not None:
+                    position = {"shard": shards[index], "after": from_item(after)}
+                elif index + 1 < len(shards):
+                    position = {"shard": shards[index + 1], "after": None}
+                yield [from_item(i) for i in page.get("Items", [])], position
+                if after is None:
+                    break
+                kwargs["ExclusiveStartKey"] = after
+
+    def referenced_after_all(self, digest: str) -> bool:
+        """Take a blob the index offered out of it, as it has references (counted out by one
+        manifest, still counted by another). Conditional: one counted out to none meanwhile stays."""
+        return self._conditionally(
+            "update_item", Key=to_item({"pk": blob_pk(digest), "sk": "blob"}), UpdateExpression="REMOVE sweep",
+            ConditionExpression="refs > :zero AND attribute_not_exists(doomed)",
+            ExpressionAttributeValues=to_item({":zero": 0}))
+
+    def blob_items(self, digests: list[str]) -> list[dict[str, Any]]:
+        """The blob records of `digests` (those that exist)."""
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(digests), 100):
+            keys = [to_item({"pk": blob_pk(d), "sk": "blob"}) for d in digests[start : start + 100]]
+            request: dict[str, Any] = {self.table: {"Keys": keys}}
+            while request:
+                result = self._db.batch_get_item(RequestItems=request)
+                found += [from_item(i) for i in result["Responses"].get(self.table, [])]
+                request = result.get("UnprocessedKeys") or {}
+        return found
 
     # ---- scans ---------------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 CATALOG = "catalog"
 TOMBSTONE = "doomed#"  # pk prefix of a removed-but-not-yet-deleted blob copy (see BlobRecords.promote)
 
@@ -34,3 +36,20 @@ def tag_sk(tag: str) -> str:
 
 def referrer_sk(subject: str, digest: str) -> str:
     return f"referrer#{subject}#{digest}"
+
+
+# The sparse index the lifecycle jobs query instead of scanning the table (docs/lifecycle.md):
+# only blob records no manifest may reference (and tombstones), and upload records, carry its
+# partition key `sweep`; its sort key is their `touched`. Each kind is spread over a few
+# partition keys, so that no single one takes every write of a busy registry.
+SWEEP_INDEX = "sweep"
+SWEEP_SHARDS = 8
+
+
+def sweep_shard(kind: str, name: str) -> str:
+    """The index partition of a blob (kind "blob", by digest) or an upload (by uuid)."""
+    return f"{kind}#{zlib.crc32(name.encode()) % SWEEP_SHARDS}"
+
+
+def sweep_shards(kind: str) -> list[str]:
+    return [f"{kind}#{n}" for n in range(SWEEP_SHARDS)]

@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from chalicelib.storage.keys import upload_pk
+from chalicelib.storage.keys import sweep_shard, upload_pk
 from chalicelib.storage.records import UPLOAD_TTL_HOURS, Direct, Piece, UploadRecord
 from chalicelib.storage.table import Table, from_item, to_item
 
@@ -25,7 +25,8 @@ def upload_values(record: UploadRecord) -> dict[str, Any]:
         "parts": list(record.parts),
         "pieces": [{"key": p.key, "size": p.size} for p in record.pieces],
         "created": record.created,
-        "updated": int(time.time()),
+        "touched": int(time.time()),  # the last commit or claim: the purge drops uploads idle long enough
+        "sweep": sweep_shard("upload", record.uuid),
         "expires": record.created + UPLOAD_TTL_SECONDS,
         "direct": asdict(record.direct) if record.direct else None,
     }
@@ -78,7 +79,7 @@ class UploadRecords(Table):
         first chunk written without reading, since it was created): same offset, same
         repository, no finish under way, and a chunked upload never overwrites a direct one."""
         values = upload_values(record)
-        fixed = ("pk", "sk", "repo", "created", "expires")  # set once, when the upload starts
+        fixed = ("pk", "sk", "repo", "created", "sweep", "expires")  # set once, when the upload starts
         names = [k for k in values if k not in fixed and values[k] is not None]
         removed = [k for k in ("hash_state", "multipart_id") if values[k] is None]
         expression = "SET " + ", ".join(f"#{k} = :{k}" for k in names)
@@ -119,11 +120,12 @@ class UploadRecords(Table):
         return self._conditionally(
             "update_item",
             Key=to_item({"pk": upload_pk(record.uuid), "sk": "upload"}),
-            UpdateExpression="SET finishing = :digest",
+            UpdateExpression="SET finishing = :digest, touched = :now",
             ConditionExpression="attribute_exists(pk) AND #offset = :expected AND "
                                 "(attribute_not_exists(finishing) OR finishing = :digest)",
             ExpressionAttributeNames={"#offset": "offset"},
-            ExpressionAttributeValues=to_item({":digest": digest, ":expected": record.offset}),
+            ExpressionAttributeValues=to_item({":digest": digest, ":expected": record.offset,
+                                               ":now": int(time.time())}),
         )
 
     def delete_upload(self, uuid: str) -> UploadRecord | None:
@@ -137,8 +139,13 @@ class UploadRecords(Table):
         )
         return upload_record(uuid, from_item(result["Attributes"])) if result else None
 
-    def retire_upload(self, record: UploadRecord) -> bool:
-        """Delete the upload only if no chunk committed since `record` was read."""
+    def retire_upload(self, record: UploadRecord, idle_since: int | None = None) -> bool:
+        """Delete the upload only if no chunk committed since `record` was read; with
+        `idle_since` (the purge), only if nothing at all touched it since then either (a finish
+        claiming it does)."""
         delete = dict(upload_delete(self.table, record)["Delete"])
         del delete["TableName"]
+        if idle_since is not None:
+            delete.update(ConditionExpression=f"{delete['ConditionExpression']} AND touched = :touched",
+                          ExpressionAttributeValues=to_item({":expected": record.offset, ":touched": idle_since}))
         return self._conditionally("delete_item", **delete)

@@ -62,9 +62,10 @@ class Uploads:
         held = UploadState.of(deleted)
         self.discard(held, also=[held.object_key] if held.direct or held.finishing else [])
 
-    def abandon(self, state: UploadState) -> bool:
-        """Drop an upload nobody moved since `state` was read (the purge); False if it moved."""
-        if not self._meta.retire_upload(state):
+    def abandon(self, state: UploadState, idle_since: int | None = None) -> bool:
+        """Drop an upload nobody moved since `state` was read (the purge), nor touched since
+        `idle_since`; False if it moved."""
+        if not self._meta.retire_upload(state, idle_since):
             return False
         # A finish that died between assembling the blob and promoting it left the object at
         # `object_key`; with the record retired, no promotion can ever refer to it.

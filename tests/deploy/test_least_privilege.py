@@ -89,7 +89,8 @@ def needs(service: str, operation: str, params: dict[str, Any]) -> list[tuple[st
                     for item in params["TransactItems"] for kind, body in item.items()]
         if operation == "BatchGetItem":
             return [("dynamodb:BatchGetItem", table(name)) for name in params["RequestItems"]]
-        return [(f"dynamodb:{operation}", table(params["TableName"]))]
+        index = f"/index/{params['IndexName']}" if "IndexName" in params else ""
+        return [(f"dynamodb:{operation}", table(params["TableName"]) + index)]
     if service == "secretsmanager":
         return [(f"secretsmanager:{operation}", params["SecretId"])]
     if service == "sqs":
