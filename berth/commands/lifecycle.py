@@ -68,9 +68,10 @@ def run_gc(args: argparse.Namespace) -> int:
     except Busy:
         print("berth: another collection is running (the scheduled one?); try again later")
         return 1
-    print(f"{verb}: {purged.uploads} abandoned uploads ({_bytes(purged.bytes)}), {run.tags} tags, "
+    pieces = f", {purged.pieces} orphaned pieces ({_bytes(purged.piece_bytes)})" if purged.pieces else ""
+    print(f"{verb}: {purged.uploads} abandoned uploads ({_bytes(purged.bytes)}){pieces}, {run.tags} tags, "
           f"{run.manifests} manifests, {run.blobs} blobs ({_bytes(run.bytes)}); "
-          f"{_bytes(purged.bytes + run.bytes)} in all")
+          f"{_bytes(purged.bytes + purged.piece_bytes + run.bytes)} in all")
     return 0
 
 

@@ -18,6 +18,7 @@ from chalicelib.storage.keys import (
     repo_pk,
     sweep_shards,
     tag_sk,
+    upload_pk,
 )
 from chalicelib.storage.manifests import manifest_record
 from chalicelib.storage.records import ManifestRecord
@@ -27,6 +28,7 @@ from chalicelib.storage.table import from_item, to_item
 _SCANNED = ("pk", "sk", "key", "size", "refs", "touched", "doomed", "repos", "body_key", "repo", "offset",
             "multipart_id", "parts", "pieces", "created", "direct")
 _STATE_KEY = {"pk": "lifecycle", "sk": "gc"}
+_PURGE_KEY = {"pk": "lifecycle", "sk": "purge"}
 
 
 class HousekeepingStore(MetadataStore):
@@ -71,15 +73,38 @@ class HousekeepingStore(MetadataStore):
 
     def blob_items(self, digests: list[str]) -> list[dict[str, Any]]:
         """The blob records of `digests` (those that exist)."""
-        found: list[dict[str, Any]] = []
-        for start in range(0, len(digests), 100):
-            keys = [to_item({"pk": blob_pk(d), "sk": "blob"}) for d in digests[start : start + 100]]
-            request: dict[str, Any] = {self.table: {"Keys": keys}}
-            while request:
-                result = self._db.batch_get_item(RequestItems=request)
-                found += [from_item(i) for i in result["Responses"].get(self.table, [])]
-                request = result.get("UnprocessedKeys") or {}
-        return found
+        return self._batch_get([(blob_pk(d), "blob") for d in digests])
+
+    # ---- orphaned pieces -----------------------------------------------------------------
+
+    def named(self, objects: dict[str, tuple[str, str | None]]) -> set[str]:
+        """Which of these objects a record names. Each is a piece key with its upload's uuid
+        and, for a first piece (which may have become a blob as it is), the digest of its
+        bytes: named by its upload's `pieces`, by the blob record of that digest, or by a
+        tombstone of it (the collector is removing that copy)."""
+        wanted: list[tuple[str, str]] = []
+        for key, (uuid, digest) in objects.items():
+            wanted.append((upload_pk(uuid), "upload"))
+            if digest is not None:
+                wanted += [(blob_pk(digest), "blob"), (f"{TOMBSTONE}{digest}", key)]
+        names: set[str] = set()
+        for item in self._batch_get(wanted, "pk, sk, #key, pieces", {"#key": "key"}, consistent=True):
+            if item["sk"] == "upload":
+                names.update(piece["key"] for piece in item.get("pieces", []))
+            else:
+                names.add(item["key"])
+        return names & set(objects)
+
+    def pieces_swept(self) -> str | None:
+        """The last hour whose pieces the purge has swept."""
+        return (self._get(_PURGE_KEY["pk"], _PURGE_KEY["sk"], consistent=True) or {}).get("pieces_swept")
+
+    def mark_pieces_swept(self, hour: str) -> None:
+        """Move the mark forward (never back: two purges may run at once)."""
+        self._conditionally(
+            "update_item", Key=to_item(_PURGE_KEY), UpdateExpression="SET pieces_swept = :hour",
+            ConditionExpression="attribute_not_exists(pieces_swept) OR pieces_swept < :hour",
+            ExpressionAttributeValues=to_item({":hour": hour}))
 
     # ---- scans ---------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from typing import Any
 from chalicelib.storage.blobs import PUSH_ATTEMPTS, BlobRecords, MissingBlobs, references
 from chalicelib.storage.keys import CATALOG, manifest_sk, referrer_sk, repo_pk, tag_sk
 from chalicelib.storage.records import ManifestRecord, Page
-from chalicelib.storage.table import FAILED, TRANSACTION_LIMIT, cancellation_reasons, from_item, to_item
+from chalicelib.storage.table import FAILED, TRANSACTION_LIMIT, cancellation_reasons, to_item
 
 # Each push of a manifest makes a delete of it read again: enough for a burst of re-tags.
 _DELETE_ATTEMPTS = 20
@@ -74,14 +74,7 @@ class ManifestRecords(BlobRecords):
     def missing_manifests(self, repo: str, digests: Iterable[str]) -> list[str]:
         """Consistent: a client pushes an index right after its manifests."""
         wanted = list(dict.fromkeys(manifest_sk(d) for d in digests))
-        found: set[str] = set()
-        for start in range(0, len(wanted), 100):
-            keys = [to_item({"pk": repo_pk(repo), "sk": sk}) for sk in wanted[start : start + 100]]
-            request: dict[str, Any] = {self.table: {"Keys": keys, "ProjectionExpression": "sk", "ConsistentRead": True}}
-            while request:
-                result = self._db.batch_get_item(RequestItems=request)
-                found.update(from_item(i)["sk"] for i in result["Responses"].get(self.table, []))
-                request = result.get("UnprocessedKeys") or {}
+        found = {i["sk"] for i in self._batch_get([(repo_pk(repo), sk) for sk in wanted], "sk", consistent=True)}
         return [sk.split("#", 1)[1] for sk in wanted if sk not in found]
 
     def _tag_put(self, repo: str, tag: str, values: dict[str, Any], immutable: bool) -> dict[str, Any]:

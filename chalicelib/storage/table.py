@@ -89,6 +89,25 @@ class Table:
                                  ConsistentRead=consistent).get("Item")
         return from_item(item) if item else None
 
+    def _batch_get(self, keys: list[tuple[str, str]], projection: str | None = None,
+                   names: dict[str, str] | None = None, consistent: bool = False) -> list[dict[str, Any]]:
+        """The items at these (pk, sk) that exist, in no particular order."""
+        found: list[dict[str, Any]] = []
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 100):  # BatchGetItem takes 100 keys
+            wanted: dict[str, Any] = {"Keys": [to_item({"pk": pk, "sk": sk}) for pk, sk in unique[start : start + 100]],
+                                      "ConsistentRead": consistent}
+            if projection:
+                wanted["ProjectionExpression"] = projection
+            if names:
+                wanted["ExpressionAttributeNames"] = names
+            request: dict[str, Any] = {self.table: wanted}
+            while request:
+                result = self._db.batch_get_item(RequestItems=request)
+                found += [from_item(i) for i in result["Responses"].get(self.table, [])]
+                request = result.get("UnprocessedKeys") or {}
+        return found
+
     def _query(self, pk: str, prefix: str, exclusive_start: str | None = None, limit: int | None = None,
                projection: str | None = None, consistent: bool = False) -> Iterator[dict[str, Any]]:
         kwargs: dict[str, Any] = {

@@ -22,6 +22,12 @@ from chalicelib.uploads.state import MAX_PARTS, Piece, UploadState, range_header
 _PROMOTE_ATTEMPTS = 5
 
 
+def _sha256(hash_state: bytes | None, data: bytes) -> str:
+    """The digest of a first chunk: from the running state when there is one (no second pass)."""
+    hexdigest = resumable.ResumableSha256(hash_state).hexdigest() if hash_state else hashlib.sha256(data).hexdigest()
+    return f"sha256:{hexdigest}"
+
+
 def upload_location(repo: str, uuid: str) -> str:
     return f"/v2/{repo}/blobs/uploads/{uuid}"
 
@@ -91,9 +97,10 @@ class Uploads:
         fresh = UploadState(uuid=uuid, repo=repo, hash_state=hash_state)
         if fresh.fills_part(len(data)):
             return None
-        piece = Piece(fresh.piece_key(0), len(data))
+        hash_state = self._hashed(fresh, data)
+        piece = Piece(fresh.piece_key(0, _sha256(hash_state, data)), len(data))
         self._blobs.put(piece.key, data)
-        new = fresh.with_piece(piece, self._hashed(fresh, data))
+        new = fresh.with_piece(piece, hash_state)
         if self._meta.commit_upload(new, expected_offset=0):
             return new
         self._blobs.delete([piece.key])
@@ -119,7 +126,8 @@ class Uploads:
                 raise self._changed(state, self.current(state.uuid))
             self._blobs.delete([p.key for p in state.pieces])
             return new
-        piece = Piece(state.piece_key(state.offset), len(data))
+        first = _sha256(hash_state, data) if state.offset == 0 else None
+        piece = Piece(state.piece_key(state.offset, first), len(data))
         self._blobs.put(piece.key, data)
         new = state.with_piece(piece, hash_state)
         if not self._meta.commit_upload(new, expected_offset=state.offset):
@@ -189,7 +197,7 @@ class Uploads:
             self._reject(state, upload, digest)
         # Where assembling costs nothing (the lone piece is the blob), promotion's own condition
         # finds a stored copy; otherwise one read can spare writing the bytes again.
-        existing = None if state.lone_piece_is_blob(len(data)) else self._meta.get_blob(str(digest))
+        existing = None if state.lone_piece_is_blob(len(data), str(digest)) else self._meta.get_blob(str(digest))
         if existing is not None and verified:
             # Same bytes are already stored: link them, keep nothing of this upload.
             outcome = self._meta.link_existing(state.repo, existing, upload)
@@ -289,16 +297,22 @@ class Uploads:
         """Put the upload's bytes into one S3 object. Returns its key and the piece objects
         that are no longer needed once the blob is promoted."""
         piece_keys = [p.key for p in state.pieces]
-        if state.lone_piece_is_blob(len(data)):
+        if state.lone_piece_is_blob(len(data), digest):
             return state.pieces[0].key, []  # no copy
+        if not persisted:
+            # A monolithic push (verified already; no upload record): its one object is the
+            # blob, named as a first piece is, so that the purge finds it should this request
+            # die before promoting it.
+            key = state.piece_key(0, digest)
+            self._blobs.put(key, data)
+            return key, []
         # Writing `object_key`, and completing the multipart upload above all, cannot be undone:
         # claim the upload first, so that no chunk commits meanwhile and no finish of other
-        # bytes writes the same object. (A monolithic POST's upload is this request's alone.)
-        if persisted:
-            if state.finishing == digest and self._blobs.size(state.object_key) == state.offset + len(data):
-                return state.object_key, piece_keys  # assembled by an earlier attempt that then died
-            if not self._meta.claim_finish(state, digest):
-                raise MissingObject(state.object_key)
+        # bytes writes the same object.
+        if state.finishing == digest and self._blobs.size(state.object_key) == state.offset + len(data):
+            return state.object_key, piece_keys  # assembled by an earlier attempt that then died
+        if not self._meta.claim_finish(state, digest):
+            raise MissingObject(state.object_key)
         if state.multipart_id is None:
             self._blobs.put(state.object_key, self._tail_with(state, data))
             return state.object_key, piece_keys
