@@ -23,6 +23,7 @@ FUNCTIONS = ("api_handler", "credentials", "verify_blob", "purge_uploads", "coll
 # The S3 prefixes the registry writes (docs/architecture.md, docs/direct-upload.md). The
 # deployment artifacts under deploy/ share the bucket but no function can touch them.
 BLOBS, MANIFESTS, DIRECT = "blobs/", "manifests/", "direct/"
+PIECES = "blobs/pieces/"  # filed by hour; the purge lists them (chalicelib/uploads/state.py)
 
 ITEM_READS = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"]
 ITEM_WRITES = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
@@ -83,12 +84,16 @@ def policies(grants: Grants) -> dict[str, dict[str, Any]]:
             _allow("Queue", ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
                              "sqs:SendMessage"], [grants.queue_arn]),
         ),
-        # Reads idle uploads from the sweep index, deletes them with their parts and pieces.
+        # Reads idle uploads from the sweep index, deletes them with their parts and pieces;
+        # lists each past hour's pieces, asks which a record names, deletes the others.
         "purge_uploads": _document(
             grants,
-            _allow("Table", ["dynamodb:DeleteItem"], [grants.table_arn]),
+            _allow("Table", ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem",
+                             "dynamodb:DeleteItem"], [grants.table_arn]),
             _allow("SweepIndex", ["dynamodb:Query"], [grants.sweep_index_arn]),
             _allow("Objects", ["s3:DeleteObject", "s3:AbortMultipartUpload"], grants.objects(BLOBS, DIRECT)),
+            {**_allow("ListPieces", ["s3:ListBucket"], [grants.bucket_arn]),
+             "Condition": {"StringLike": {"s3:prefix": f"{PIECES}*"}}},
         ),
         # Retention rules and the sweep: reads repositories and the sweep index's candidates,
         # removes what nothing references.

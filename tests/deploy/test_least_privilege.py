@@ -68,6 +68,8 @@ def needs(service: str, operation: str, params: dict[str, Any]) -> list[tuple[st
     """The IAM actions and resources one call (or presigned URL) needs."""
     if service == "s3":
         bucket = f"arn:aws:s3:::{params['Bucket']}"
+        if operation == "ListObjectsV2":
+            return [("s3:ListBucket", bucket)]
         if operation == "DeleteObjects":
             return [("s3:DeleteObject", f"{bucket}/{o['Key']}") for o in params["Delete"]["Objects"]]
         if operation == "UploadPartCopy":
