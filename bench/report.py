@@ -12,6 +12,8 @@ from bench.biglayers import PATHS, BigLayers, size_label
 from bench.coldstart import ColdStart
 from bench.floor import floor
 from bench.goals import Verdict, goal_for
+from bench.lifecycle import SizeFigures
+from bench.lifecycle import lines as gc_lines
 from bench.operations import CHUNK, OperationResult
 from bench.sidebyside import Side, SideBySide
 from chalicelib.api.request import MAX_REQUEST_BODY
@@ -27,6 +29,7 @@ class Run:
     verdicts: list[Verdict]
     big_layers: BigLayers | None = None  # `--big` only
     big_layers_skipped: str | None = None
+    gc_sizes: list[SizeFigures] | None = None  # GC and purge at 1,000, 10,000 (and 100,000) manifests
 
     def as_json(self) -> dict[str, Any]:
         cold = None
@@ -50,6 +53,7 @@ class Run:
             "chunked_written_floor": {str(chunk): round(floor(chunk), 4) for chunk in FLOOR_CHUNKS},
             "big_layers": self.big_layers.as_json() if self.big_layers else None,
             "big_layers_skipped": self.big_layers_skipped,
+            "gc_and_purge_by_size": [size.as_json() for size in self.gc_sizes or []],
         }
 
 
@@ -249,5 +253,8 @@ def render(run: Run) -> str:
                   "memory of the client (berth or skopeo) and of the relay", *big_lines(run.big_layers), ""]
     elif run.big_layers_skipped:
         lines += [f"big layers not run: {run.big_layers_skipped}", ""]
+    if run.gc_sizes:
+        lines += ["GC and purge at any size: one purge and one collection, the same garbage in registries of "
+                  "growing size (bench/lifecycle.py)", *gc_lines(run.gc_sizes), ""]
     lines += ["Goals", *goal_lines(run.verdicts)]
     return "\n".join(lines)
