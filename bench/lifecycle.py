@@ -33,7 +33,7 @@ PER_REPOSITORY = 100
 GARBAGE_BLOBS = 100
 ABANDONED_UPLOADS = 20
 ORPHANED_PIECES = 10
-SCAN_PAGE = 500  # items per Scan page in the design this replaces (a full scan, twice an hour and a day)
+SCAN_PAGE = 500  # items per Scan page in the design this replaces (a full scan per purge and per collection)
 
 
 @dataclass

@@ -137,13 +137,15 @@ class HousekeepingStore(MetadataStore):
             yield item["sk"].split("#", 1)[1]
 
     def tags(self, repo: str) -> list[tuple[str, str, int, str]]:
-        """(tag, digest, last push, version) of every tag of the repository."""
-        items = self._query(repo_pk(repo), "tag#", projection="sk, digest, created, version", consistent=True)
+        """(tag, digest, last push, version) of every tag of the repository. Not a consistent
+        read: retention acts on what it read only at the version read (expire_tag), and removes
+        a manifest only after reading its tags again, consistently."""
+        items = self._query(repo_pk(repo), "tag#", projection="sk, digest, created, version")
         return [(item["sk"].rsplit("#", 1)[1], item["digest"], item["created"], item.get("version", ""))
                 for item in items]
 
     def manifests(self, repo: str) -> list[ManifestRecord]:
-        return [manifest_record(item) for item in self._query(repo_pk(repo), "manifest#", consistent=True)]
+        return [manifest_record(item) for item in self._query(repo_pk(repo), "manifest#")]
 
     # ---- retention -----------------------------------------------------------------------
 
