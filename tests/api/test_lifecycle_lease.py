@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,11 +16,9 @@ REPO = "team/app"
 
 
 @pytest.fixture
-def lab(registry: Any, aws: Any, client: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
-    saved = dict(os.environ)  # the command takes its settings through the environment
-    yield Lab(registry, aws, client, monkeypatch)
-    os.environ.clear()
-    os.environ.update(saved)
+def lab(registry: Any, aws: Any, client: Any, monkeypatch: pytest.MonkeyPatch) -> Lab:
+    monkeypatch.delenv("BERTH_GC_GRACE_HOURS", raising=False)  # `--grace-hours` sets it: gone after the test
+    return Lab(registry, aws, client, monkeypatch)
 
 
 def killed_collection(lab: Lab, silent: int) -> None:
