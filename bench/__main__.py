@@ -33,7 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="skopeo runs per registry (default: 5, --quick 2)")
     parser.add_argument("--big", action="store_true",
                         help="also push and pull a 200 MiB and a 1 GiB layer: berth push and pull, skopeo through "
-                             "berth relay, skopeo to docker-registry (a few more minutes; `make bench BIG=1`)")
+                             "berth relay, skopeo to docker-registry, and GC and purge at 100,000 manifests "
+                             "(a few more minutes; `make bench BIG=1`)")
     parser.add_argument("--out", type=Path, default=OUT, help="JSON output (default: bench/out/latest.json)")
     return parser.parse_args(argv)
 
@@ -88,7 +89,7 @@ class _Discard(io.TextIOBase):
 
 def measure(args: argparse.Namespace, progress: Callable[[str], None]) -> Run:
     """Every figure of one run, as a `report.Run`."""
-    from bench import awsbackend, biglayers, cache, coldstart, goals, operations, report, sidebyside
+    from bench import awsbackend, biglayers, cache, coldstart, goals, lifecycle, operations, report, sidebyside
 
     env = environment()
     env["mode"] = "quick (a fifth of the repetitions: a smoke test)" if args.quick else "full"
@@ -124,10 +125,13 @@ def measure(args: argparse.Namespace, progress: Callable[[str], None]) -> Run:
             except Exception as error:  # the rest of the figures still stand
                 big_skipped = f"{type(error).__name__}: {error}"
                 progress(f"big layers failed: {big_skipped}")
+        progress("GC and purge at 1,000 and 10,000 manifests" + (" and 100,000" if args.big else ""))
+        gc_sizes = lifecycle.run(backend, args.big, progress)
         verdicts = goals.verdicts({r.key: r for r in results}, cold)
         env["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
         env["docker_registry"] = _tool_version("docker-registry", "--version")  # may be installed by now
-        return report.Run(env, results, cold, side, skipped, verdicts, big, big_skipped, cached, cache_skipped)
+        return report.Run(env, results, cold, side, skipped, verdicts, big, big_skipped, cached, cache_skipped,
+                          gc_sizes)
     finally:
         backend.stop()
 

@@ -13,6 +13,8 @@ from bench.cache import CacheBench
 from bench.coldstart import ColdStart
 from bench.floor import floor
 from bench.goals import Verdict, goal_for
+from bench.lifecycle import SizeFigures
+from bench.lifecycle import lines as gc_lines
 from bench.operations import CHUNK, OperationResult
 from bench.sidebyside import Side, SideBySide
 from chalicelib.api.request import MAX_REQUEST_BODY
@@ -30,6 +32,7 @@ class Run:
     big_layers_skipped: str | None = None
     cache: CacheBench | None = None  # the pull-through cache (docs/cache.md)
     cache_skipped: str | None = None
+    gc_sizes: list[SizeFigures] | None = None  # GC and purge at 1,000, 10,000 (and 100,000) manifests
 
     def as_json(self) -> dict[str, Any]:
         cold = None
@@ -57,6 +60,7 @@ class Run:
             "big_layers_skipped": self.big_layers_skipped,
             "cache": self.cache.as_json() if self.cache else None,
             "cache_skipped": self.cache_skipped,
+            "gc_and_purge_by_size": [size.as_json() for size in self.gc_sizes or []],
         }
 
 
@@ -278,5 +282,8 @@ def render(run: Run) -> str:
                   "a token-mode Berth upstream, as skopeo pulls (redirects followed)", *cache_lines(run.cache), ""]
     elif run.cache_skipped:
         lines += [f"pull-through cache not run: {run.cache_skipped}", ""]
+    if run.gc_sizes:
+        lines += ["GC and purge at any size: one purge and one collection, the same garbage in registries of "
+                  "growing size (bench/lifecycle.py)", *gc_lines(run.gc_sizes), ""]
     lines += ["Goals", *goal_lines(run.verdicts)]
     return "\n".join(lines)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
+import time
 from dataclasses import asdict
 from typing import Any
 
 from berth import target
 from chalicelib.cache.counters import totals
-from chalicelib.lifecycle.collector import Busy
+from chalicelib.lifecycle.collector import Busy, Collector
 from chalicelib.lifecycle.jobs import Housekeeping, never
 from chalicelib.storage.cache import CacheStore
 from chalicelib.storage.clients import AwsClients
@@ -21,6 +23,9 @@ def register(subparsers: Any) -> None:
                                "blobs; prints what it frees")
     gc.add_argument("--dry-run", action="store_true", help="show what would be freed and change nothing")
     gc.add_argument("-q", "--quiet", action="store_true", help="totals only, not each thing freed")
+    gc.add_argument("--break-lease", action="store_true",
+                    help="take over the lease of a collection that stopped heartbeating (killed); one still "
+                         "heartbeating only if you confirm at the prompt")
     gc.set_defaults(run=run_gc)
     stats = subparsers.add_parser("stats", help="repositories, tags, manifests, blobs, bytes stored and reclaimable")
     stats.add_argument("--json", action="store_true", help="as one JSON object")
@@ -60,14 +65,38 @@ def run_gc(args: argparse.Namespace) -> int:
     purged = jobs.purge(never, args.dry_run, notify)
     try:
         collector = jobs.collector(notify)
+        if args.break_lease and not args.dry_run and not _break_lease(collector):
+            return 1
         run = collector.dry_run() if args.dry_run else collector.run(never)
     except Busy:
         print("berth: another collection is running (the scheduled one?); try again later")
         return 1
-    print(f"{verb}: {purged.uploads} abandoned uploads ({_bytes(purged.bytes)}), {run.tags} tags, "
+    pieces = f", {purged.pieces} orphaned pieces ({_bytes(purged.piece_bytes)})" if purged.pieces else ""
+    print(f"{verb}: {purged.uploads} abandoned uploads ({_bytes(purged.bytes)}){pieces}, {run.tags} tags, "
           f"{run.manifests} manifests, {run.blobs} blobs ({_bytes(run.bytes)}); "
-          f"{_bytes(purged.bytes + run.bytes)} in all")
+          f"{_bytes(purged.bytes + purged.piece_bytes + run.bytes)} in all")
     return 0
+
+
+def _break_lease(collector: Collector) -> bool:
+    """Free the lease of a collection that stopped heartbeating; for one that still does, ask.
+    False when the user says no (or cannot be asked)."""
+    try:
+        broken = collector.break_lease()
+    except Busy as busy:
+        holder = busy.holder
+        if holder is None:
+            return True  # released meanwhile
+        print(f"berth: a collection ({holder.owner}) heartbeated {holder.silent_for(int(time.time()))} s ago and "
+              "is probably still running; taking its lease makes it stop at its next heartbeat.")
+        if not sys.stdin.isatty() or input("take its lease anyway? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("berth: lease left alone")
+            return False
+        broken = collector.break_lease(force=True)
+    if broken is not None:
+        print(f"berth: took over the lease of collection {broken.owner} (last heartbeat "
+              f"{broken.silent_for(int(time.time()))} s ago); carrying on its checkpoint")
+    return True
 
 
 def run_stats(args: argparse.Namespace) -> int:

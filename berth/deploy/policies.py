@@ -24,6 +24,7 @@ FUNCTIONS = ("api_handler", "credentials", "verify_blob", "purge_uploads", "coll
 # The S3 prefixes the registry writes (docs/architecture.md, docs/direct-upload.md, docs/cache.md).
 # The deployment artifacts under deploy/ share the bucket but no function can touch them.
 BLOBS, MANIFESTS, DIRECT, CACHE = "blobs/", "manifests/", "direct/", "cache/"
+PIECES = "blobs/pieces/"  # filed by hour; the purge lists them (chalicelib/uploads/state.py)
 
 ITEM_READS = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"]
 ITEM_WRITES = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
@@ -45,6 +46,11 @@ class Grants:
 
     def objects(self, *prefixes: str) -> list[str]:
         return [f"{self.bucket_arn}/{prefix}*" for prefix in prefixes]
+
+    @property
+    def sweep_index_arn(self) -> str:
+        """The table's sparse index the lifecycle jobs query (chalicelib/storage/keys.py)."""
+        return f"{self.table_arn}/index/sweep"
 
 
 def _allow(sid: str, actions: list[str], resources: list[str]) -> dict[str, Any]:
@@ -105,17 +111,24 @@ def policies(grants: Grants) -> dict[str, dict[str, Any]]:
             _allow("Queue", ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
                              "sqs:SendMessage"], [grants.queue_arn]),
         ),
-        # Scans upload records, deletes abandoned ones with their parts and pieces; records its runs.
+        # Reads idle uploads from the sweep index, deletes them with their parts and pieces;
+        # lists each past hour's pieces, asks which a record names, deletes the others; records its runs.
         "purge_uploads": _document(
             grants,
-            _allow("Table", ["dynamodb:Scan", "dynamodb:DeleteItem", "dynamodb:UpdateItem"], [grants.table_arn]),
+            _allow("Table", ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem",
+                             "dynamodb:DeleteItem"], [grants.table_arn]),
+            _allow("SweepIndex", ["dynamodb:Query"], [grants.sweep_index_arn]),
             _allow("Objects", ["s3:DeleteObject", "s3:AbortMultipartUpload"], grants.objects(BLOBS, DIRECT)),
+            {**_allow("ListPieces", ["s3:ListBucket"], [grants.bucket_arn]),
+             "Condition": {"StringLike": {"s3:prefix": f"{PIECES}*"}}},
         ),
-        # Retention rules and the sweep: reads everything, removes what nothing references.
+        # Retention rules and the sweep: reads repositories and the sweep index's candidates,
+        # removes what nothing references.
         "collect_garbage": _document(
             grants,
-            _allow("Table", ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:UpdateItem",
-                             "dynamodb:DeleteItem"], [grants.table_arn]),
+            _allow("Table", ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                   [grants.table_arn]),
+            _allow("SweepIndex", ["dynamodb:Query"], [grants.sweep_index_arn]),
             _allow("Objects", ["s3:GetObject", "s3:DeleteObject"], every_prefix),
             missing_is_404,
         ),

@@ -5,6 +5,7 @@ bucket and table back."""
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,18 +110,36 @@ class Storage:
                       self.cache_queue_arn or None, cache.enabled, secrets)
 
 
-def import_template(template: dict[str, Any]) -> dict[str, Any]:
+def import_template(template: dict[str, Any], table_indexes: Collection[str] = ()) -> dict[str, Any]:
     """The retained resources alone, as an IMPORT change set wants them: only resources being
     imported, no outputs, nothing that refers to resources not yet there (the update that
-    follows adds those)."""
+    follows adds those). The table as it is: with the indexes it has (`table_indexes`), so
+    that the update adds those a table retained by an older version lacks."""
     resources = {}
     for logical_id in RETAINED:
         resource = {k: v for k, v in template["Resources"][logical_id].items() if k != "DependsOn"}
         properties = dict(resource["Properties"])
         properties.pop("NotificationConfiguration", None)  # names the queue
+        if "GlobalSecondaryIndexes" in properties:
+            properties = _with_indexes(properties, table_indexes)
         resources[logical_id] = {**resource, "Properties": properties}
     return {"AWSTemplateFormatVersion": template["AWSTemplateFormatVersion"],
             "Parameters": template["Parameters"], "Resources": resources}
+
+
+def _with_indexes(table: dict[str, Any], names: Collection[str]) -> dict[str, Any]:
+    """A table's properties with only the named indexes, and the attributes its keys use."""
+    indexes = [i for i in table["GlobalSecondaryIndexes"] if i["IndexName"] in names]
+    keyed = {k["AttributeName"] for schema in [table["KeySchema"], *(i["KeySchema"] for i in indexes)] for k in schema}
+    table = {k: v for k, v in table.items() if k != "GlobalSecondaryIndexes"}
+    if indexes:
+        table["GlobalSecondaryIndexes"] = indexes
+    table["AttributeDefinitions"] = [a for a in table["AttributeDefinitions"] if a["AttributeName"] in keyed]
+    return table
+
+
+def table_indexes(dynamodb: Any, table: str) -> list[str]:
+    return [i["IndexName"] for i in dynamodb.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes", [])]
 
 
 def retained_leftovers(s3: Any, dynamodb: Any, names: dict[str, str]) -> list[dict[str, Any]]:
@@ -161,6 +180,7 @@ def deploy_storage(stacks: Stacks, s3: Any, dynamodb: Any, template_text: str, t
     if not current:
         leftovers = retained_leftovers(s3, dynamodb, parameters)
         if leftovers:
-            stacks.deploy(name, {"TemplateBody": json.dumps(import_template(template))}, parameters,
+            indexes = table_indexes(dynamodb, parameters["TableName"])
+            stacks.deploy(name, {"TemplateBody": json.dumps(import_template(template, indexes))}, parameters,
                           import_resources=leftovers)
     return Storage.from_outputs(stacks.deploy(name, {"TemplateBody": template_text}, parameters), name)

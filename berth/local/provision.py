@@ -4,13 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
+# The lifecycle jobs' sparse index (chalicelib/storage/keys.py): blob and upload records that
+# carry `sweep`, by their `touched`.
+SWEEP_INDEX = {
+    "IndexName": "sweep",
+    "KeySchema": [{"AttributeName": "sweep", "KeyType": "HASH"}, {"AttributeName": "touched", "KeyType": "RANGE"}],
+    "Projection": {"ProjectionType": "ALL"},
+}
+
 
 def create_table(dynamodb: Any, name: str) -> None:
+    """As infra/registry.yaml defines it (tests/unit/test_infra.py compares the two)."""
     dynamodb.create_table(
         TableName=name,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                              {"AttributeName": "sk", "AttributeType": "S"}],
+                              {"AttributeName": "sk", "AttributeType": "S"},
+                              {"AttributeName": "sweep", "AttributeType": "S"},
+                              {"AttributeName": "touched", "AttributeType": "N"}],
+        GlobalSecondaryIndexes=[SWEEP_INDEX],
         BillingMode="PAY_PER_REQUEST",
     )
 

@@ -10,13 +10,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from chalicelib.lifecycle.collector import Busy, Collector
-from chalicelib.lifecycle.purge import PurgeReport, purge_uploads
+from chalicelib.lifecycle.purge import PurgeReport, purge_uploads, sweep_pieces
 from chalicelib.lifecycle.stats import Stats, tally
 from chalicelib.manifests.service import Manifests
 from chalicelib.settings import Settings
 from chalicelib.storage.clients import AwsClients
-from chalicelib.storage.dynamo import TOMBSTONE
 from chalicelib.storage.housekeeping import HousekeepingStore
+from chalicelib.storage.keys import TOMBSTONE
 from chalicelib.storage.s3 import BlobStore
 from chalicelib.uploads.service import Uploads
 
@@ -55,8 +55,12 @@ class Housekeeping:
 
     def purge(self, should_stop: Callable[[], bool] = never, dry_run: bool = False,
               notify: Callable[[str], None] = log.info) -> PurgeReport:
-        cutoff = int(self.clock()) - self.settings.lifecycle.upload_max_age
-        return purge_uploads(self.store, self.uploads, cutoff, should_stop, dry_run, notify)
+        now = int(self.clock())
+        report = purge_uploads(self.store, self.uploads, now - self.settings.lifecycle.upload_max_age, should_stop,
+                               dry_run, notify)
+        if report.complete:
+            report.complete = sweep_pieces(self.store, self.blobs, now, should_stop, report, dry_run, notify)
+        return report
 
     def scheduled_purge(self, should_stop: Callable[[], bool]) -> dict[str, Any]:
         return asdict(self.purge(should_stop))

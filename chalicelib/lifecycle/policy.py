@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
+from chalicelib.storage.records import UPLOAD_TTL_HOURS
+
 DAY = 86_400
 HOUR = 3_600
-# Upload records carry a DynamoDB TTL this long after they start (storage/dynamo.py). The TTL
-# only drops the record, leaving its S3 bytes behind, so the purge must always come first.
-UPLOAD_TTL_HOURS = 7 * 24
 
 _POLICY_KEYS = {"match", "immutable_tags", "keep_newest_tags", "expire_untagged_after_days", "expire_tags"}
 

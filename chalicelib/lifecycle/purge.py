@@ -1,17 +1,29 @@
 """Purge of abandoned uploads: records, S3 multipart uploads and piece objects of uploads no
-chunk reached for `BERTH_UPLOAD_MAX_AGE_HOURS`. Each upload goes only if it did not move since
-it was read (the same condition a chunk commits under), so a live upload never loses bytes.
-No checkpoint: every run scans from the start, and a run that stops early leaves the rest to
-the next one."""
+chunk reached for `BERTH_UPLOAD_MAX_AGE_HOURS`; then the pieces no record names.
+
+Each upload goes only if it did not move since it was read (offset and last touch), so a live
+upload never loses bytes. The uploads come from the sweep index, and only those idle long
+enough are read: a run costs what it removes. No checkpoint: every run starts from the
+beginning, and a run that stops early leaves the rest to the next one. Pieces are filed by
+the hour they were written in; each hour is listed once, after its requests have ended, and
+the hour last swept is the checkpoint."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from chalicelib.lifecycle.policy import HOUR
 from chalicelib.lifecycle.sweep import upload_abandoned
 from chalicelib.storage.housekeeping import HousekeepingStore
+from chalicelib.storage.s3 import BlobStore
+from chalicelib.storage.uploads import upload_record
 from chalicelib.uploads.service import Uploads
+from chalicelib.uploads.state import PIECES_PREFIX, UploadState, hour_start, parse_piece_key, piece_hour
+
+# An hour's pieces are swept once every request that could still write into it has ended (a
+# Lambda runs 15 minutes at most) and every commit has landed: an hour after it ends.
+PIECE_SWEEP_LAG = 2 * HOUR
 
 
 @dataclass
@@ -19,6 +31,8 @@ class PurgeReport:
     uploads: int = 0
     bytes: int = 0
     complete: bool = False
+    pieces: int = 0  # objects no record names: written by requests that died before their commit
+    piece_bytes: int = 0
 
 
 def purge_uploads(store: HousekeepingStore, uploads: Uploads, cutoff: int, should_stop: Callable[[], bool],
@@ -27,12 +41,12 @@ def purge_uploads(store: HousekeepingStore, uploads: Uploads, cutoff: int, shoul
     """Drop the uploads with no commit since `cutoff` (a dry run only counts them); stop
     between scan pages when `should_stop` says so."""
     report = PurgeReport()
-    for page, position in store.scan(("upload#",), page_size=page_size):
+    for page, position in store.candidates("upload", cutoff, page_size=page_size):
         for item in page:
             if not upload_abandoned(item, cutoff):
                 continue
-            state = store.upload_state(item["pk"].split("#", 1)[1], item)
-            if dry_run or uploads.abandon(state):
+            state = UploadState.of(upload_record(item["pk"].split("#", 1)[1], item))
+            if dry_run or uploads.abandon(state, idle_since=item["touched"]):
                 report.uploads += 1
                 report.bytes += state.offset
                 notify(f"upload {state.uuid} in {state.repo} ({state.offset} bytes)")
@@ -40,3 +54,37 @@ def purge_uploads(store: HousekeepingStore, uploads: Uploads, cutoff: int, shoul
             return report
     report.complete = True
     return report
+
+
+def sweep_pieces(store: HousekeepingStore, blobs: BlobStore, now: int, should_stop: Callable[[], bool],
+                 report: PurgeReport, dry_run: bool = False, notify: Callable[[str], None] = lambda line: None) -> bool:
+    """Delete the pieces no record names, hour by hour from the last hour swept (a dry run
+    only counts them); False when told to stop first. A piece is named by its upload while the
+    upload lives, and a first piece that became a blob as it is by that blob's record: what
+    else is under an hour, once that hour is past, was written by a request that died before
+    its commit (or before removing what it no longer needed)."""
+    last, until = store.pieces_swept(), piece_hour(now - PIECE_SWEEP_LAG)
+    if last is not None:
+        hour = piece_hour(hour_start(last) + HOUR)
+    else:  # never swept: from the first hour there is
+        first = blobs.first_folder(PIECES_PREFIX)
+        if first is None:
+            return True
+        hour = first[len(PIECES_PREFIX):].rstrip("/")
+    while hour <= until:
+        if should_stop():
+            return False
+        for page in blobs.listing(f"{PIECES_PREFIX}{hour}/"):
+            owners = {key: (name.uuid, name.digest) for key, _ in page if (name := parse_piece_key(key))}
+            named = store.named(owners)
+            orphans = [(key, size) for key, size in page if key in owners and key not in named]
+            if not dry_run:
+                blobs.delete([key for key, _ in orphans])
+            for key, size in orphans:
+                report.pieces += 1
+                report.piece_bytes += size
+                notify(f"piece {key} ({size} bytes), written by a request that died")
+        if not dry_run:
+            store.mark_pieces_swept(hour)
+        hour = piece_hour(hour_start(hour) + HOUR)
+    return True

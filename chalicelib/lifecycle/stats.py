@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.lifecycle.sweep import blob_collectible, upload_abandoned
-from chalicelib.storage.dynamo import TOMBSTONE
+from chalicelib.storage.keys import TOMBSTONE
 
 
 @dataclass

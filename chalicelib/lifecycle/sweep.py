@@ -17,4 +17,4 @@ def blob_collectible(item: Mapping[str, Any], cutoff: int, pending: int = 0) -> 
 
 def upload_abandoned(item: Mapping[str, Any], cutoff: int) -> bool:
     """No chunk committed since `cutoff`."""
-    return int(item.get("updated", item["created"])) < cutoff
+    return int(item.get("touched", item["created"])) < cutoff

@@ -10,7 +10,9 @@ from chalicelib.errors import Oci, RegistryError
 from chalicelib.lifecycle.policy import Lifecycle
 from chalicelib.manifests.parse import Manifest, parse_manifest
 from chalicelib.naming import check_tag, valid_tag
-from chalicelib.storage.dynamo import MetadataStore, MissingBlobs, TagTaken
+from chalicelib.storage.blobs import MissingBlobs
+from chalicelib.storage.dynamo import MetadataStore
+from chalicelib.storage.manifests import TagTaken
 from chalicelib.storage.records import ManifestRecord
 from chalicelib.storage.s3 import BlobStore
 
@@ -104,13 +106,16 @@ class Manifests:
         if not self.remove(repo, self.find(repo, reference)):
             raise RegistryError(Oci.MANIFEST_UNKNOWN, detail={"reference": reference})
 
-    def remove(self, repo: str, record: ManifestRecord, pushed: int | None = None) -> bool:
-        """Delete a manifest and count its blobs out (with `pushed`: unless pushed again since);
-        False when it was deleted or pushed concurrently."""
-        if not self._meta.delete_manifest(repo, record, self.blobs_of(record), pushed):
+    def remove(self, repo: str, record: ManifestRecord, only_as_read: bool = False) -> bool:
+        """Delete a manifest with its tags and count its blobs out; False when there was
+        nothing to delete. `only_as_read` (retention, whose decision stands only on what it
+        read): only if `record` is still the stored version, and untagged."""
+        version = (record.version or "-") if only_as_read else None  # "-" is no version: nothing matches
+        deleted = self._meta.delete_manifest(repo, record.digest, self.blobs_of(record), only_version=version)
+        if deleted is None:
             return False
-        if record.body_key:
-            self._blobs.delete([record.body_key])
+        if deleted.body_key:
+            self._blobs.delete([deleted.body_key])
         return True
 
     def parsed(self, record: ManifestRecord) -> Manifest:

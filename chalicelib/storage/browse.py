@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from chalicelib.storage.dynamo import MetadataStore, repo_pk
+from chalicelib.storage.dynamo import MetadataStore
+from chalicelib.storage.keys import repo_pk
+from chalicelib.storage.manifests import manifest_record
 from chalicelib.storage.records import ManifestRecord
 
 
@@ -52,7 +54,7 @@ class BrowseStore(MetadataStore):
             if kind == "tag":
                 found.tags.append(TagEntry(rest.rsplit("#", 1)[1], item["digest"], int(item.get("created") or 0)))
             elif kind == "manifest":
-                found.manifests[rest] = self._manifest(item)
+                found.manifests[rest] = manifest_record(item)
             elif kind == "link":
                 found.links[rest] = LinkEntry(item["key"], int(item["size"]))
             elif kind == "referrer":

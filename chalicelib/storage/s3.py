@@ -113,6 +113,22 @@ class BlobStore:
                     Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
                 )
 
+    def listing(self, prefix: str) -> Iterator[list[tuple[str, int]]]:
+        """Pages of (key, size) of the objects under `prefix`."""
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        while True:
+            page = self._s3.list_objects_v2(**kwargs)
+            yield [(o["Key"], int(o["Size"])) for o in page.get("Contents", [])]
+            if not page.get("IsTruncated"):
+                return
+            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+
+    def first_folder(self, prefix: str) -> str | None:
+        """The first "folder" (key part up to the next `/`) under `prefix`, in key order."""
+        page = self._s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix, Delimiter="/", MaxKeys=1)
+        folders = page.get("CommonPrefixes", [])
+        return str(folders[0]["Prefix"]) if folders else None
+
     def start_multipart(self, key: str) -> str:
         return self._s3.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
 

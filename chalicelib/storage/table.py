@@ -75,18 +75,48 @@ class Table:
         return self._conditionally("delete_item", Key=to_item({"pk": pk, "sk": sk}),
                                    ConditionExpression="attribute_exists(pk)")
 
-    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
-        item = self._db.get_item(TableName=self.table, Key=to_item({"pk": pk, "sk": sk})).get("Item")
+    def _put(self, values: dict[str, Any], condition: str | None = None) -> dict[str, Any]:
+        """A transaction's Put of an item, with its condition if any."""
+        put: dict[str, Any] = {"TableName": self.table, "Item": to_item(values)}
+        if condition:
+            put["ConditionExpression"] = condition
+        return {"Put": put}
+
+    def _get(self, pk: str, sk: str, consistent: bool = False) -> dict[str, Any] | None:
+        """The item; `consistent` where a write will depend on it (a default read may miss the
+        latest writes for a moment)."""
+        item = self._db.get_item(TableName=self.table, Key=to_item({"pk": pk, "sk": sk}),
+                                 ConsistentRead=consistent).get("Item")
         return from_item(item) if item else None
 
+    def _batch_get(self, keys: list[tuple[str, str]], projection: str | None = None,
+                   names: dict[str, str] | None = None, consistent: bool = False) -> list[dict[str, Any]]:
+        """The items at these (pk, sk) that exist, in no particular order."""
+        found: list[dict[str, Any]] = []
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 100):  # BatchGetItem takes 100 keys
+            wanted: dict[str, Any] = {"Keys": [to_item({"pk": pk, "sk": sk}) for pk, sk in unique[start : start + 100]],
+                                      "ConsistentRead": consistent}
+            if projection:
+                wanted["ProjectionExpression"] = projection
+            if names:
+                wanted["ExpressionAttributeNames"] = names
+            request: dict[str, Any] = {self.table: wanted}
+            while request:
+                result = self._db.batch_get_item(RequestItems=request)
+                found += [from_item(i) for i in result["Responses"].get(self.table, [])]
+                request = result.get("UnprocessedKeys") or {}
+        return found
+
     def _query(self, pk: str, prefix: str | None, exclusive_start: str | None = None, limit: int | None = None,
-               projection: str | None = None) -> Iterator[dict[str, Any]]:
+               projection: str | None = None, consistent: bool = False) -> Iterator[dict[str, Any]]:
         """The partition's items whose sort key starts with `prefix` (None: all of them; a key
         condition cannot compare with an empty string)."""
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk" if prefix is None else "pk = :pk AND begins_with(sk, :prefix)",
             "ExpressionAttributeValues": to_item({":pk": pk, ":prefix": prefix}),
+            "ConsistentRead": consistent,
         }
         if projection:
             kwargs["ProjectionExpression"] = projection

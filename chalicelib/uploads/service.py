@@ -22,6 +22,12 @@ from chalicelib.uploads.state import MAX_PARTS, Piece, UploadState, range_header
 _PROMOTE_ATTEMPTS = 5
 
 
+def _sha256(hash_state: bytes | None, data: bytes) -> str:
+    """The digest of a first chunk: from the running state when there is one (no second pass)."""
+    hexdigest = resumable.ResumableSha256(hash_state).hexdigest() if hash_state else hashlib.sha256(data).hexdigest()
+    return f"sha256:{hexdigest}"
+
+
 def upload_location(repo: str, uuid: str) -> str:
     return f"/v2/{repo}/blobs/uploads/{uuid}"
 
@@ -41,24 +47,31 @@ class Uploads:
         self._meta.create_upload(state)
         return state
 
+    def current(self, uuid: str) -> UploadState | None:
+        """The upload as stored now; None when it is gone."""
+        record = self._meta.get_upload(uuid)
+        return UploadState.of(record) if record else None
+
     def load(self, repo: str, uuid: str) -> UploadState:
-        state = self._meta.get_upload(uuid) if valid_uuid(uuid) else None
+        state = self.current(uuid) if valid_uuid(uuid) else None
         if state is None or state.repo != repo:
             raise RegistryError(Oci.BLOB_UPLOAD_UNKNOWN, detail={"uuid": uuid[:64]})
         return state
 
     def cancel(self, state: UploadState) -> None:
-        held = self._meta.delete_upload(state.uuid)
-        if held is None:
+        deleted = self._meta.delete_upload(state.uuid)
+        if deleted is None:
             raise RegistryError(Oci.BLOB_UPLOAD_UNKNOWN, detail={"uuid": state.uuid})
         # What the record held when deleted: a chunk may have committed since `state` was read.
         # A finished direct upload's object exists (being verified, or failed) before any record,
         # and so may the object of a finish under way.
+        held = UploadState.of(deleted)
         self.discard(held, also=[held.object_key] if held.direct or held.finishing else [])
 
-    def abandon(self, state: UploadState) -> bool:
-        """Drop an upload nobody moved since `state` was read (the purge); False if it moved."""
-        if not self._meta.retire_upload(state):
+    def abandon(self, state: UploadState, idle_since: int | None = None) -> bool:
+        """Drop an upload nobody moved since `state` was read (the purge), nor touched since
+        `idle_since`; False if it moved."""
+        if not self._meta.retire_upload(state, idle_since):
             return False
         # A finish that died between assembling the blob and promoting it left the object at
         # `object_key`; with the record retired, no promotion can ever refer to it.
@@ -84,9 +97,10 @@ class Uploads:
         fresh = UploadState(uuid=uuid, repo=repo, hash_state=hash_state)
         if fresh.fills_part(len(data)):
             return None
-        piece = Piece(fresh.piece_key(0), len(data))
+        hash_state = self._hashed(fresh, data)
+        piece = Piece(fresh.piece_key(0, _sha256(hash_state, data)), len(data))
         self._blobs.put(piece.key, data)
-        new = fresh.with_piece(piece, self._hashed(fresh, data))
+        new = fresh.with_piece(piece, hash_state)
         if self._meta.commit_upload(new, expected_offset=0):
             return new
         self._blobs.delete([piece.key])
@@ -104,20 +118,21 @@ class Uploads:
                 new, started = self._write_part(state, data, hash_state)
             except MissingObject:
                 # Another request changed the upload first: folded the pieces into a part, or finished it.
-                raise self._changed(state, self._meta.get_upload(state.uuid)) from None
+                raise self._changed(state, self.current(state.uuid)) from None
             if not self._meta.commit_upload(new, expected_offset=state.offset):
                 if started:
                     self._blobs.abort_multipart(state.object_key, new.multipart_id or "")
                 self._blobs.delete([p.key for p in new.pieces])  # the tail it held back
-                raise self._changed(state, self._meta.get_upload(state.uuid))
+                raise self._changed(state, self.current(state.uuid))
             self._blobs.delete([p.key for p in state.pieces])
             return new
-        piece = Piece(state.piece_key(state.offset), len(data))
+        first = _sha256(hash_state, data) if state.offset == 0 else None
+        piece = Piece(state.piece_key(state.offset, first), len(data))
         self._blobs.put(piece.key, data)
         new = state.with_piece(piece, hash_state)
         if not self._meta.commit_upload(new, expected_offset=state.offset):
             self._blobs.delete([piece.key])
-            raise self._changed(state, self._meta.get_upload(state.uuid))
+            raise self._changed(state, self.current(state.uuid))
         return new
 
     def _out_of_order(self, state: UploadState) -> RegistryError:
@@ -182,7 +197,7 @@ class Uploads:
             self._reject(state, upload, digest)
         # Where assembling costs nothing (the lone piece is the blob), promotion's own condition
         # finds a stored copy; otherwise one read can spare writing the bytes again.
-        existing = None if state.lone_piece_is_blob(len(data)) else self._meta.get_blob(str(digest))
+        existing = None if state.lone_piece_is_blob(len(data), str(digest)) else self._meta.get_blob(str(digest))
         if existing is not None and verified:
             # Same bytes are already stored: link them, keep nothing of this upload.
             outcome = self._meta.link_existing(state.repo, existing, upload)
@@ -226,7 +241,7 @@ class Uploads:
         """A finish working from `state` found the upload changed under it: what a concurrent
         finish of the same digest linked, or the error that says what happened. `ours` goes
         once the upload is gone; while it lives, a chunk moved it, and all stays."""
-        current = self._meta.get_upload(state.uuid)
+        current = self.current(state.uuid)
         if current is None:
             self._blobs.delete(list(ours))
             winner = self._meta.get_link(state.repo, digest)
@@ -282,16 +297,22 @@ class Uploads:
         """Put the upload's bytes into one S3 object. Returns its key and the piece objects
         that are no longer needed once the blob is promoted."""
         piece_keys = [p.key for p in state.pieces]
-        if state.lone_piece_is_blob(len(data)):
+        if state.lone_piece_is_blob(len(data), digest):
             return state.pieces[0].key, []  # no copy
+        if not persisted:
+            # A monolithic push (verified already; no upload record): its one object is the
+            # blob, named as a first piece is, so that the purge finds it should this request
+            # die before promoting it.
+            key = state.piece_key(0, digest)
+            self._blobs.put(key, data)
+            return key, []
         # Writing `object_key`, and completing the multipart upload above all, cannot be undone:
         # claim the upload first, so that no chunk commits meanwhile and no finish of other
-        # bytes writes the same object. (A monolithic POST's upload is this request's alone.)
-        if persisted:
-            if state.finishing == digest and self._blobs.size(state.object_key) == state.offset + len(data):
-                return state.object_key, piece_keys  # assembled by an earlier attempt that then died
-            if not self._meta.claim_finish(state, digest):
-                raise MissingObject(state.object_key)
+        # bytes writes the same object.
+        if state.finishing == digest and self._blobs.size(state.object_key) == state.offset + len(data):
+            return state.object_key, piece_keys  # assembled by an earlier attempt that then died
+        if not self._meta.claim_finish(state, digest):
+            raise MissingObject(state.object_key)
         if state.multipart_id is None:
             self._blobs.put(state.object_key, self._tail_with(state, data))
             return state.object_key, piece_keys

@@ -7,48 +7,32 @@ Bytes spool into one S3 multipart upload. S3 wants every part but the last to be
 
 from __future__ import annotations
 
+import calendar
 import re
 import time
 import uuid as uuidlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, fields, replace
 
 from chalicelib.numbers import whole_number
+from chalicelib.storage.records import Direct as Direct  # part of an upload's state, as Piece is
+from chalicelib.storage.records import Piece, UploadRecord
 
 PART_MIN = 5 * 1024 * 1024
 DIRECT_PREFIX = "direct/"
+PIECES_PREFIX = "blobs/pieces/"  # then the hour, then the piece (UploadState.piece_key)
 MAX_PARTS = 10_000
 _UUID = re.compile(r"^[0-9a-f]{32}\Z")
 
 
 @dataclass(frozen=True)
-class Piece:
-    key: str
-    size: int
+class UploadState(UploadRecord):
+    """An upload's record, with what a chunk or a finish does to it."""
 
-
-@dataclass(frozen=True)
-class Direct:
-    """A direct upload (docs/direct-upload.md): the client sends parts straight to S3."""
-
-    size: int
-    part_size: int
-    phase: str = "open"  # open -> verifying -> (promoted, record gone) | failed
-    digest: str | None = None  # what the finish claimed; checked by the verifier
-    etag: str | None = None  # the completed object's, once verifying: every read takes only that object
-
-
-@dataclass(frozen=True)
-class UploadState:
-    uuid: str
-    repo: str
-    offset: int = 0
-    hash_state: bytes | None = None  # running SHA-256; None where it cannot be resumed
-    multipart_id: str | None = None
-    parts: tuple[int, ...] = ()  # committed S3 part numbers, in byte order
-    pieces: tuple[Piece, ...] = ()  # bytes after the last part, not yet in one
-    created: int = field(default_factory=lambda: int(time.time()))
-    direct: Direct | None = None  # for a direct upload, `offset` counts bytes verified
-    finishing: str | None = None  # the digest a finish claimed the upload for (no chunk commits then)
+    @classmethod
+    def of(cls, record: UploadRecord) -> UploadState:
+        """The state of an upload as storage returned it."""
+        return record if isinstance(record, UploadState) else cls(**{f.name: getattr(record, f.name)
+                                                                     for f in fields(record)})
 
     @classmethod
     def new(cls, repo: str, hash_state: bytes | None) -> UploadState:
@@ -60,17 +44,27 @@ class UploadState:
         have a prefix of their own, which S3 notifies the verifier about."""
         return f"{DIRECT_PREFIX if self.direct else 'blobs/'}{self.uuid}"
 
-    def piece_key(self, offset: int) -> str:
-        # Unique per attempt, so a retried or racing chunk never overwrites a committed piece.
-        return f"blobs/{self.uuid}.{offset}.{uuidlib.uuid4().hex[:12]}"
+    def piece_key(self, offset: int, digest: str | None = None) -> str:
+        """Unique per attempt, so a retried or racing chunk never overwrites a committed piece.
+        Under the hour it is written in, so that the purge lists each hour's pieces once and
+        finds those no record names (a request that died before its commit). A piece at offset
+        0 may become the blob as it is: it carries the `digest` its bytes have, for the purge
+        to ask the blob record."""
+        name = f"{self.uuid}.{offset}.{uuidlib.uuid4().hex[:12]}"
+        if digest is not None:
+            name += f".{digest.replace(':', '-')}"
+        return f"{PIECES_PREFIX}{piece_hour(time.time())}/{name}"
 
     @property
     def tail_size(self) -> int:
         return sum(p.size for p in self.pieces)
 
-    def lone_piece_is_blob(self, last_chunk_size: int) -> bool:
-        """No multipart upload, one piece, nothing more: that piece is the blob as it is."""
-        return self.multipart_id is None and len(self.pieces) == 1 and not last_chunk_size
+    def lone_piece_is_blob(self, last_chunk_size: int, digest: str) -> bool:
+        """No multipart upload, one piece, nothing more, named with `digest`: that piece is
+        the blob as it is. (A piece names the SHA-256 of its bytes; a blob pushed as sha512
+        gets an object of its own.)"""
+        return (self.multipart_id is None and len(self.pieces) == 1 and not last_chunk_size
+                and parse_piece_key(self.pieces[0].key) == PieceName(self.uuid, digest))
 
     def fills_part(self, chunk_size: int) -> bool:
         return self.tail_size + chunk_size >= PART_MIN
@@ -102,6 +96,33 @@ class UploadState:
             pieces=(),
             hash_state=hash_state,
         )
+
+
+def piece_hour(when: float) -> str:
+    """The hour (UTC) a piece written at `when` is filed under: YYYYMMDDHH."""
+    return time.strftime("%Y%m%d%H", time.gmtime(when))
+
+
+def hour_start(hour: str) -> int:
+    return calendar.timegm(time.strptime(hour, "%Y%m%d%H"))
+
+
+@dataclass(frozen=True)
+class PieceName:
+    """What a piece's key says: its upload, and the digest of its bytes if it is a first piece."""
+
+    uuid: str
+    digest: str | None
+
+
+def parse_piece_key(key: str) -> PieceName | None:
+    """None for a key that is not a piece's."""
+    if not key.startswith(PIECES_PREFIX):
+        return None
+    parts = key.rsplit("/", 1)[-1].split(".")
+    if len(parts) not in (3, 4) or not valid_uuid(parts[0]):
+        return None
+    return PieceName(parts[0], parts[3].replace("-", ":", 1) if len(parts) == 4 else None)
 
 
 def valid_uuid(text: str) -> bool:

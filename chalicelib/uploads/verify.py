@@ -55,7 +55,7 @@ class Verifier:
 
     def run(self, uuid: str, should_stop: Callable[[], bool]) -> str:
         """Verify one upload as far as time allows; says what became of it."""
-        state = self._meta.get_upload(uuid)
+        state = self._uploads.current(uuid)
         if state is None or state.direct is None or state.direct.phase != "verifying" or not state.direct.digest:
             return "nothing to verify"
         digest = Digest.parse(state.direct.digest)

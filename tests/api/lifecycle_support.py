@@ -7,6 +7,8 @@ import hashlib
 import json
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -18,7 +20,8 @@ from chalicelib.lifecycle.policy import HOUR, Lifecycle, parse_policies
 from chalicelib.manifests import mediatypes as mt
 from chalicelib.registry import Registry
 from chalicelib.storage.clients import AwsClients
-from chalicelib.storage.dynamo import tag_sk
+from chalicelib.storage.keys import tag_sk
+from chalicelib.storage.manifests import manifest_record
 from chalicelib.storage.table import from_item, to_item
 from tests.helpers import bucket_keys, digest_of, fetch_blob, manifest_body
 
@@ -48,8 +51,14 @@ class Serialized:
             return attribute
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return attribute(*args, **kwargs)
+            try:
+                with self._lock:
+                    return attribute(*args, **kwargs)
+            finally:
+                # Let a thread waiting for moto go first: otherwise the one that just finished
+                # a request usually takes the lock again, and requests of different threads
+                # seldom interleave.
+                time.sleep(0.0002)
 
         return call
 
@@ -68,6 +77,48 @@ class SerializedAws(AwsClients):
         return self._serialized["s3"]
 
 
+class Interjecting(AwsClients):
+    """Clients that run a competing action once, just before a chosen DynamoDB call: the
+    deterministic form of a race between what a request read and what it writes."""
+
+    def __init__(self, aws: AwsClients) -> None:
+        super().__init__()
+        self._aws = aws
+        self._hooks: list[tuple[str, Callable[[dict[str, Any]], bool], Callable[[], None]]] = []
+
+    def before(self, operation: str, when: Callable[[dict[str, Any]], bool], then: Callable[[], None]) -> None:
+        """Run `then` before the first call of `operation` (e.g. "transact_write_items") whose
+        arguments satisfy `when`; the calls `then` makes are not watched."""
+        self._hooks.append((operation, when, then))
+
+    @property
+    def dynamodb(self) -> Any:
+        return _Watched(self._aws.dynamodb, self._hooks)
+
+    @property
+    def s3(self) -> Any:
+        return self._aws.s3
+
+
+class _Watched:
+    def __init__(self, client: Any, hooks: list[tuple[str, Callable[[dict[str, Any]], bool], Callable[[], None]]]):
+        self._client, self._hooks = client, hooks
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute) or not any(hook[0] == name for hook in self._hooks):
+            return attribute
+
+        def call(**kwargs: Any) -> Any:
+            for hook in list(self._hooks):
+                if hook[0] == name and hook[1](kwargs):
+                    self._hooks.remove(hook)
+                    hook[2]()
+            return attribute(**kwargs)
+
+        return call
+
+
 class Lab:
     """The registry the `client` fixture talks to, reconfigurable, with its lifecycle jobs."""
 
@@ -80,7 +131,8 @@ class Lab:
         """A lifecycle configuration; with `threads`, clients that several threads may share."""
         lifecycle = Lifecycle(policies=parse_policies(json.dumps({"repositories": policies or []})), **scalars)
         settings = replace(self._base.settings, lifecycle=lifecycle)
-        clients = SerializedAws(self.aws) if threads else self.aws
+        self.interjections = Interjecting(self.aws)
+        clients = SerializedAws(self.interjections) if threads else self.interjections
         self.registry = Registry.build(settings, clients)
         self._monkeypatch.setattr("app.registry", self.registry)
         self.jobs = Housekeeping.build(settings, clients, self.clock)
@@ -108,9 +160,31 @@ class Lab:
     def blob_item(self, digest: str) -> dict[str, Any] | None:
         return self.item(f"blob#{digest}", "blob")
 
-    def blob_items(self) -> list[dict[str, Any]]:
+    def items(self) -> list[dict[str, Any]]:
         pages = self.aws.dynamodb.get_paginator("scan").paginate(TableName=self.table)
-        return [from_item(i) for page in pages for i in page["Items"] if i["pk"]["S"].startswith("blob#")]
+        return [from_item(i) for page in pages for i in page["Items"]]
+
+    def blob_items(self) -> list[dict[str, Any]]:
+        return [i for i in self.items() if i["pk"].startswith("blob#")]
+
+    def assert_consistent(self) -> None:
+        """What a registry must hold whatever raced: each tag names a stored manifest (the
+        same digest), each manifest's blobs are stored and linked in its repository, and each
+        blob's reference count is the number of manifests that reference it."""
+        items = self.items()
+        manifests = {(i["pk"], i["digest"]): manifest_record(i) for i in items if i["sk"].startswith("manifest#")}
+        for tag in (i for i in items if i["sk"].startswith("tag#")):
+            assert (tag["pk"], tag["digest"]) in manifests, f"{tag['pk']} {tag['sk']} names a deleted manifest"
+        references: Counter[str] = Counter()
+        for (pk, _), record in manifests.items():
+            blobs = set(self.jobs.manifests.blobs_of(record))
+            references.update(blobs)
+            repo = pk.split("#", 1)[1]
+            for digest in blobs:
+                link, blob = self.registry.meta.get_link(repo, digest), self.registry.meta.get_blob(digest)
+                assert link is not None and blob is not None and link.key == blob.key, (repo, digest)
+        counted = {i["pk"].split("#", 1)[1]: i["refs"] for i in items if i["pk"].startswith("blob#")}
+        assert {d: n for d, n in counted.items() if n} == dict(references)
 
     def objects(self) -> list[str]:
         return bucket_keys(self.aws, self.bucket)

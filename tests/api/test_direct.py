@@ -312,7 +312,7 @@ def test_an_upload_s3_aborted_is_unknown(client: ApiClient, direct: Registry, aw
     still names is gone, and the listing and the finish say so with a 404."""
     data = os.urandom(MIN_PART + ORIGINAL_PART_2)
     location, _ = _all_sent(client, data)
-    state = direct.meta.get_upload(location.rsplit("/", 1)[1])
+    state = direct.uploads.current(location.rsplit("/", 1)[1])
     assert state is not None and state.multipart_id is not None
     aws.s3.abort_multipart_upload(Bucket=direct.settings.bucket, Key=state.object_key, UploadId=state.multipart_id)
     assert_oci_error(client.get(f"{location}/parts"), 404, "BLOB_UPLOAD_UNKNOWN")

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from chalicelib.lifecycle.collector import Busy
+from chalicelib.lifecycle.jobs import never
+from chalicelib.lifecycle.purge import purge_uploads
 from chalicelib.storage.housekeeping import HousekeepingStore
 from tests.api.lifecycle_support import Lab, error_code
 from tests.helpers import AwsCallCounter, digest_of, manifest_body
@@ -249,7 +251,8 @@ def test_large_manifest_bodies_are_per_push_and_deleted_with_the_manifest(lab: L
 def test_images_with_more_layers_than_a_transaction_holds(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     # DynamoDB takes 100 actions per transaction; 8 here, so a small image needs the same split
     # (moto copies the whole table for every transaction: 100-layer images would be slow).
-    monkeypatch.setattr("chalicelib.storage.dynamo.TRANSACTION_LIMIT", 8)
+    for module in ("manifests", "blobs"):
+        monkeypatch.setattr(f"chalicelib.storage.{module}.TRANSACTION_LIMIT", 8)
     layers = [f"layer {i}".encode() for i in range(20)]  # 21 blobs: 5 in the manifest's transaction, 16 ahead
     digest, body = lab.push_image(REPO, "tall", layers)
     assert {refs(lab, layer) for layer in layers} == {1}
@@ -273,3 +276,31 @@ def test_a_manifest_push_is_one_transaction_that_also_checks_its_blobs(lab: Lab)
     body = manifest_body(lab.push_blob(REPO, b"{}"), [(lab.push_blob(REPO, b"layer"), 5)])
     calls = AwsCallCounter(lab.aws.dynamodb, lab.aws.s3).during(lambda: lab.put_manifest(REPO, "v1", body))
     assert calls == ["dynamodb.TransactWriteItems"]
+
+
+def test_a_collection_and_a_purge_read_the_garbage_not_the_registry(lab: Lab) -> None:
+    """The same garbage in a registry eight times larger costs the same AWS calls: the jobs read
+    the sweep index's candidates, never the whole table (pages of 5 items here, so a scan
+    would take more pages as the table grows)."""
+    lab.configure(gc_grace_hours=0, upload_max_age_hours=1)
+    counter = AwsCallCounter(lab.aws.dynamodb, lab.aws.s3)
+
+    def purge() -> None:
+        cutoff = int(lab.clock()) - lab.jobs.settings.lifecycle.upload_max_age
+        purge_uploads(lab.jobs.store, lab.jobs.uploads, cutoff, never, page_size=5)
+
+    def garbage_and_calls(images: int) -> tuple[list[str], list[str]]:
+        for i in range(images):
+            lab.push_image(f"size/{images}-{i}", "v1", [f"layer {images} {i}".encode()])
+            lab.client.post(f"/v2/size/{images}-{i}/blobs/uploads/")  # live: the purge must not read it
+        orphan = lab.push_blob(REPO, f"orphan {images}".encode())
+        lab.backdate(f"blob#{orphan}", "blob", 1, "touched")
+        location = lab.client.post(f"/v2/{REPO}/blobs/uploads/").header("Location")
+        lab.client.patch(location, body=b"abandoned")
+        lab.backdate(f"upload#{location.rsplit('/', 1)[1]}", "upload", 2, "touched")
+        return sorted(counter.during(purge)), sorted(counter.during(lambda: lab.collector(page_size=5).run(never)))
+
+    small = garbage_and_calls(1)
+    large = garbage_and_calls(8)
+    assert large == small
+    assert small[1].count("dynamodb.UpdateItem") == 3  # the lease taken, one blob marked, the lease released

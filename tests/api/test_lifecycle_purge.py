@@ -10,7 +10,7 @@ import pytest
 
 from chalicelib.lifecycle.purge import purge_uploads
 from tests.api.lifecycle_support import Lab
-from tests.helpers import MiB, digest_of, open_multipart_uploads, start_upload
+from tests.helpers import AwsCallCounter, MiB, digest_of, fetch_blob, open_multipart_uploads, start_upload
 
 REPO = "team/app"
 CHUNK = 4 * MiB + 256 * 1024  # what one request carries: two of them fill an S3 part
@@ -57,7 +57,7 @@ def test_upload_abandoned_mid_multipart_loses_its_s3_upload_and_pieces(lab: Lab)
 def test_uploads_idle_less_than_the_maximum_age_stay_and_finish(lab: Lab) -> None:
     idle = patch(lab, start_upload(lab.client, REPO), b"idle", 0)
     revived = patch(lab, start_upload(lab.client, "other/app"), b"re", 0)
-    lab.backdate(f"upload#{revived.rsplit('/', 1)[1]}", "upload", 48, "updated")
+    lab.backdate(f"upload#{revived.rsplit('/', 1)[1]}", "upload", 48, "touched")
     revived = patch(lab, revived, b"vived", 2)  # a chunk now: the age counts from here
     lab.clock.later(23)
     assert lab.jobs.purge().uploads == 0
@@ -68,7 +68,7 @@ def test_uploads_idle_less_than_the_maximum_age_stay_and_finish(lab: Lab) -> Non
 def test_a_chunk_that_commits_between_the_purges_read_and_delete_wins(lab: Lab) -> None:
     location = patch(lab, start_upload(lab.client, REPO), b"abc", 0)
     uuid = location.rsplit("/", 1)[1]
-    read = lab.registry.meta.get_upload(uuid)  # what the purge read
+    read = lab.registry.uploads.current(uuid)  # what the purge read
     assert read is not None
     location = patch(lab, location, b"def", 3)  # the client comes back meanwhile
     assert not lab.jobs.uploads.abandon(read)
@@ -80,7 +80,7 @@ def test_a_finish_that_crashed_after_assembling_leaves_nothing_behind(lab: Lab) 
     location = patch(lab, start_upload(lab.client, REPO), b"piece one", 0)
     location = patch(lab, location, b"piece two", 9)
     uuid = location.rsplit("/", 1)[1]
-    state = lab.registry.meta.get_upload(uuid)
+    state = lab.registry.uploads.current(uuid)
     assert state is not None
     lab.registry.blobs.put(state.object_key, b"piece onepiece two")  # joined, then the Lambda died
     lab.clock.later(25)
@@ -102,7 +102,8 @@ def test_purge_stops_when_told_and_the_next_run_finishes(lab: Lab) -> None:
         patch(lab, start_upload(lab.client, f"r/{i}"), b"x", 0)
     lab.clock.later(25)
     cutoff = int(lab.clock()) - lab.jobs.settings.lifecycle.upload_max_age
-    first = purge_uploads(lab.jobs.store, lab.jobs.uploads, cutoff, lambda: True, page_size=1)
+    # Told to stop once one upload is gone (its piece with it).
+    first = purge_uploads(lab.jobs.store, lab.jobs.uploads, cutoff, lambda: len(lab.objects()) < 3, page_size=1)
     assert not first.complete and first.uploads == 1
     assert lab.jobs.purge().uploads == 2
     assert lab.objects() == []
@@ -127,3 +128,81 @@ def test_direct_uploads_abandoned_before_or_after_their_finish_are_purged(lab: L
     assert lab.jobs.purge().uploads == 2
     assert open_multipart_uploads(lab.aws, lab.bucket) == [] and lab.objects() == []
     assert lab.client.get(open_part).status == 404 and lab.client.get(finished).status == 404
+
+
+def died(monkeypatch: pytest.MonkeyPatch, target: object, method: str) -> None:
+    """The next call of `target.method` never returns: the Lambda died there (a timeout, a
+    crash). Calls after it run normally, as the client's retry reaches a fresh container."""
+    original = getattr(target, method)
+
+    def once(*args: object, **kwargs: object) -> object:
+        monkeypatch.setattr(target, method, original)
+        raise ConnectionError(f"the request died in {method}")
+
+    monkeypatch.setattr(target, method, once)
+
+
+@pytest.mark.parametrize("how", ["chunk", "monolithic", "abandoned"])
+def test_an_object_written_by_a_request_that_died_before_its_commit_is_swept(
+        lab: Lab, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """The leak docs/lifecycle.md used to list: a PATCH (or a monolithic POST) that wrote its
+    piece and died before committing it left an object no record names. The client's retry
+    writes another; the purge finds the first under its hour and deletes it, and nothing else."""
+    data = b"a layer pushed in one request"
+    if how == "monolithic":
+        died(monkeypatch, lab.registry.meta, "promote")
+        path = f"/v2/{REPO}/blobs/uploads/?digest={digest_of(data)}"
+        assert lab.client.post(path, body=data).status == 500
+        assert lab.client.post(path, body=data).status == 201  # the client's retry
+    else:
+        location = start_upload(lab.client, REPO)
+        died(monkeypatch, lab.registry.meta, "commit_upload")
+        assert lab.client.patch(location, body=data).status == 500
+        if how == "chunk":
+            location = patch(lab, location, data, 0)  # the retry, then the finish
+            assert lab.client.put(f"{location}?digest={digest_of(data)}").status == 201
+    assert len(lab.objects()) == (1 if how == "abandoned" else 2)  # the orphan (and the blob)
+    lab.clock.later(1)
+    assert lab.jobs.purge().pieces == 0  # its hour is not over yet: requests may still write into it
+    lab.clock.later(25)
+    report = lab.jobs.purge()
+    assert (report.pieces, report.piece_bytes, report.uploads) == (1, len(data), 1 if how == "abandoned" else 0)
+    if how == "abandoned":
+        assert lab.objects() == []
+    else:
+        (blob,) = lab.objects()
+        assert blob == lab.blob_item(digest_of(data))["key"]
+        assert fetch_blob(lab.client, REPO, digest_of(data)) == data
+    # Each hour is listed once: the next purge has nothing to list.
+    assert "s3.ListObjectsV2" not in AwsCallCounter(lab.aws.s3).during(lab.jobs.purge)
+
+
+def test_pieces_folded_into_a_part_whose_delete_died_are_swept(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk that filled a part committed, then died deleting the pieces the part absorbed."""
+    data = os.urandom(2 * CHUNK)
+    location = patch(lab, start_upload(lab.client, REPO), data[:CHUNK], 0)
+    died(monkeypatch, lab.registry.blobs, "delete")
+    ranged = {"Content-Range": f"{CHUNK}-{2 * CHUNK - 1}"}
+    assert lab.client.patch(location, body=data[CHUNK:], headers=ranged).status == 500
+    status = lab.client.get(location)
+    assert status.status == 204 and status.header("Range") == f"0-{2 * CHUNK - 1}"  # it had committed
+    assert lab.client.put(f"{location}?digest={digest_of(data)}").status == 201
+    lab.clock.later(26)
+    report = lab.jobs.purge()
+    assert (report.pieces, report.piece_bytes) == (1, CHUNK)
+    assert fetch_blob(lab.client, REPO, digest_of(data)) == data
+    assert lab.objects() == [lab.blob_item(digest_of(data))["key"]]
+
+
+def test_a_dry_run_counts_orphaned_pieces_and_keeps_them(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    location = start_upload(lab.client, REPO)
+    died(monkeypatch, lab.registry.meta, "commit_upload")
+    lab.client.patch(location, body=b"orphan")
+    patch(lab, location, b"kept", 0)  # a live upload's piece in the same hour
+    lab.clock.later(3)
+    lines: list[str] = []
+    report = lab.jobs.purge(dry_run=True, notify=lines.append)
+    assert (report.pieces, report.uploads, len(lab.objects())) == (1, 0, 2)
+    assert any(line.startswith("piece blobs/pieces/") for line in lines)
+    assert lab.jobs.purge().pieces == 1  # the dry run did not move the mark
+    assert len(lab.objects()) == 1 and lab.client.put(f"{location}?digest={digest_of(b'kept')}").status == 201

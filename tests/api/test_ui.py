@@ -18,7 +18,7 @@ from chalicelib.auth.secrets import hash_password, new_ci_token
 from chalicelib.lifecycle.policy import Lifecycle, parse_policies
 from chalicelib.registry import Registry
 from chalicelib.storage.accounts import TokenRecord
-from chalicelib.storage.dynamo import blob_pk
+from chalicelib.storage.keys import blob_pk
 from chalicelib.storage.table import to_item
 from chalicelib.telemetry import Telemetry
 from chalicelib.ui.assets import CSS, JS

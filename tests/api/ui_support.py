@@ -16,7 +16,7 @@ from chalicelib.auth.authenticator import Authenticator
 from chalicelib.auth.permissions import normalise_actions
 from chalicelib.auth.secrets import hash_password
 from chalicelib.registry import Registry
-from chalicelib.storage.dynamo import repo_pk, tag_sk
+from chalicelib.storage.keys import repo_pk, tag_sk
 from chalicelib.storage.table import to_item
 from chalicelib.storage.throttle import FailureCounters
 from tests.api.oci_fixtures import (

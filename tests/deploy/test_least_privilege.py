@@ -41,8 +41,8 @@ from chalicelib.lifecycle.policy import HOUR, Lifecycle, parse_policies
 from chalicelib.manifests import mediatypes as mt
 from chalicelib.registry import Registry
 from chalicelib.storage.clients import AwsClients
-from chalicelib.storage.dynamo import tag_sk
 from chalicelib.storage.heartbeats import Heartbeats
+from chalicelib.storage.keys import tag_sk
 from chalicelib.storage.table import to_item
 from chalicelib.uploads.parts import MIN_PART
 from tests.api.ui_support import Visitor
@@ -71,6 +71,8 @@ def needs(service: str, operation: str, params: dict[str, Any]) -> list[tuple[st
     """The IAM actions and resources one call (or presigned URL) needs."""
     if service == "s3":
         bucket = f"arn:aws:s3:::{params['Bucket']}"
+        if operation == "ListObjectsV2":
+            return [("s3:ListBucket", bucket)]
         if operation == "DeleteObjects":
             return [("s3:DeleteObject", f"{bucket}/{o['Key']}") for o in params["Delete"]["Objects"]]
         if operation == "UploadPartCopy":
@@ -92,7 +94,8 @@ def needs(service: str, operation: str, params: dict[str, Any]) -> list[tuple[st
                     for item in params["TransactItems"] for kind, body in item.items()]
         if operation == "BatchGetItem":
             return [("dynamodb:BatchGetItem", table(name)) for name in params["RequestItems"]]
-        return [(f"dynamodb:{operation}", table(params["TableName"]))]
+        index = f"/index/{params['IndexName']}" if "IndexName" in params else ""
+        return [(f"dynamodb:{operation}", table(params["TableName"]) + index)]
     if service == "secretsmanager":
         return [(f"secretsmanager:{operation}", params["SecretId"])]
     if service == "sqs":

@@ -106,15 +106,22 @@ def test_grants_name_the_cache_rules_secrets_and_only_with_rules_its_storage() -
 def test_the_import_template_holds_the_retained_resources_alone(tmp_path: Path) -> None:
     from cfnlint.api import lint_file
 
-    template = import_template(templates.load((REPO / TEMPLATE).read_text()))
+    full = templates.load((REPO / TEMPLATE).read_text())
+    template = import_template(full, ["sweep"])
     assert set(template["Resources"]) == set(RETAINED) and "Outputs" not in template
     for resource in template["Resources"].values():
         assert resource["DeletionPolicy"] == "Retain" and "DependsOn" not in resource
     assert "NotificationConfiguration" not in template["Resources"]["Blobs"]["Properties"]
-    path = tmp_path / "import.json"
-    path.write_text(json.dumps(template))
-    # Parameters the two resources do not use are fine for CloudFormation (cfn-lint warns: W2001).
-    assert {m.rule.id for m in lint_file(path)} <= {"W2001"}
+    assert template["Resources"]["Metadata"]["Properties"] == full["Resources"]["Metadata"]["Properties"]
+    # A table retained by a version without the sweep index is imported as it is; the update adds it.
+    older = import_template(full)["Resources"]["Metadata"]["Properties"]
+    assert "GlobalSecondaryIndexes" not in older
+    assert [a["AttributeName"] for a in older["AttributeDefinitions"]] == ["pk", "sk"]
+    for number, each in enumerate((template, import_template(full))):
+        path = tmp_path / f"import{number}.json"
+        path.write_text(json.dumps(each))
+        # Parameters the two resources do not use are fine for CloudFormation (cfn-lint warns: W2001).
+        assert {m.rule.id for m in lint_file(path)} <= {"W2001"}
 
 
 @pytest.fixture
@@ -154,6 +161,8 @@ def test_a_stage_removed_earlier_gets_its_bucket_and_table_back(aws: AwsClients,
                              {**names, "DomainName": "r.example.com"})
     (imported, adopted), (full, nothing) = stacks.deployed
     assert adopted == found and set(json.loads(imported["TemplateBody"])["Resources"]) == set(RETAINED)
+    # The table left behind has no index: imported without, for the update to add it.
+    assert "GlobalSecondaryIndexes" not in json.loads(imported["TemplateBody"])["Resources"]["Metadata"]["Properties"]
     assert full == {"TemplateBody": text} and nothing is None
     assert storage.bucket == STORAGE.bucket
 

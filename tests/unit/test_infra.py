@@ -113,3 +113,14 @@ def test_our_yaml_reader_agrees_with_cfn_lint() -> None:
     from berth.deploy.templates import load
 
     assert load(TEMPLATE.read_text()) == _template()
+
+
+def test_the_local_table_is_the_deployed_one() -> None:
+    """berth/local/provision.py creates what the stack does: keys, attributes, the sweep index."""
+    from berth.local.provision import create_table
+
+    made: dict = {}
+    create_table(type("Recorder", (), {"create_table": lambda self, **kw: made.update(kw)})(), "t")
+    table = _template()["Resources"]["Metadata"]["Properties"]
+    for key in ("KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes", "BillingMode"):
+        assert made[key] == table[key], key

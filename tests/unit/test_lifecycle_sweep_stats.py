@@ -21,8 +21,8 @@ def test_dry_run_pending_count_outs_make_a_blob_collectible() -> None:
 
 
 def test_upload_abandoned_by_its_last_commit() -> None:
-    assert upload_abandoned({"created": 0, "updated": CUTOFF - 1}, CUTOFF)
-    assert not upload_abandoned({"created": 0, "updated": CUTOFF}, CUTOFF)
+    assert upload_abandoned({"created": 0, "touched": CUTOFF - 1}, CUTOFF)
+    assert not upload_abandoned({"created": 0, "touched": CUTOFF}, CUTOFF)
     assert upload_abandoned({"created": CUTOFF - 1}, CUTOFF)
 
 
@@ -37,8 +37,8 @@ def test_tally_counts_each_kind_and_what_is_reclaimable() -> None:
         {"pk": "blob#sha256:3", "sk": "blob", "size": 3, "refs": 0, "touched": CUTOFF},
         {"pk": "blob#sha256:4", "sk": "blob", "size": 4, "refs": 0, "touched": CUTOFF, "doomed": CUTOFF},
         {"pk": "doomed#sha256:1", "sk": "blobs/old", "key": "blobs/old", "size": 50},  # an old copy of blob 1
-        {"pk": "upload#u1", "sk": "upload", "offset": 7, "created": 0, "updated": 0},
-        {"pk": "upload#u2", "sk": "upload", "offset": 5, "created": 0, "updated": CUTOFF},
+        {"pk": "upload#u1", "sk": "upload", "offset": 7, "created": 0, "touched": 0},
+        {"pk": "upload#u2", "sk": "upload", "offset": 5, "created": 0, "touched": CUTOFF},
         {"pk": "account", "sk": "user#someone"},
     ]
     stats = tally(items, gc_cutoff=CUTOFF, upload_cutoff=CUTOFF)

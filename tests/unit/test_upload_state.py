@@ -1,10 +1,16 @@
+import time
+
 import pytest
 
 from chalicelib.uploads.state import (
     PART_MIN,
     Piece,
+    PieceName,
     UploadState,
+    hour_start,
     parse_content_range,
+    parse_piece_key,
+    piece_hour,
     range_header,
     valid_uuid,
 )
@@ -45,10 +51,21 @@ def test_chunks_under_four_fifths_of_a_part_hold_nothing_back() -> None:
     assert waiting.tail_to_hold(PART_MIN) == 0 and waiting.tail_to_hold(6 * MiB) == 0
 
 
-def test_piece_keys_are_unique_per_attempt() -> None:
+def test_piece_keys_are_unique_per_attempt_and_filed_by_hour() -> None:
     state = UploadState.new("repo", None)
-    assert state.piece_key(0) != state.piece_key(0)
-    assert state.piece_key(0).startswith(state.object_key + ".0.")
+    assert state.piece_key(5) != state.piece_key(5)
+    hour = piece_hour(time.time())
+    assert state.piece_key(5).startswith(f"blobs/pieces/{hour}/{state.uuid}.5.")
+    assert hour_start(hour) <= time.time() < hour_start(hour) + 3600
+
+
+def test_a_piece_key_says_its_upload_and_the_digest_of_a_first_piece() -> None:
+    state, digest = UploadState.new("repo", None), "sha256:" + "ab" * 32
+    assert parse_piece_key(state.piece_key(7)) == PieceName(state.uuid, None)
+    assert parse_piece_key(state.piece_key(0, digest)) == PieceName(state.uuid, digest)
+    assert parse_piece_key(state.object_key) is None
+    for other in ("blobs/pieces/2025010100/not-a-uuid.0.x", f"blobs/pieces/2025010100/{state.uuid}", "manifests/x"):
+        assert parse_piece_key(other) is None
 
 
 @pytest.mark.parametrize(
@@ -74,10 +91,12 @@ def test_uuid_shape() -> None:
     assert not valid_uuid("0" * 31)
 
 
-def test_a_lone_piece_is_the_blob_only_with_nothing_else() -> None:
-    one = UploadState.new("repo", None).with_piece(Piece("k1", 10), None)
-    assert one.lone_piece_is_blob(0)
-    assert not one.lone_piece_is_blob(1)
-    assert not one.with_piece(Piece("k2", 10), None).lone_piece_is_blob(0)
-    assert not UploadState.new("repo", None).lone_piece_is_blob(0)
-    assert not one.with_part("mpu", 1, PART_MIN, None).with_piece(Piece("k3", 1), None).lone_piece_is_blob(0)
+def test_a_lone_piece_is_the_blob_only_with_nothing_else_and_named_with_its_digest() -> None:
+    empty, digest = UploadState.new("repo", None), "sha256:" + "ab" * 32
+    one = empty.with_piece(Piece(empty.piece_key(0, digest), 10), None)
+    assert one.lone_piece_is_blob(0, digest)
+    assert not one.lone_piece_is_blob(0, "sha512:" + "ab" * 64)  # pushed as another digest: an object of its own
+    assert not one.lone_piece_is_blob(1, digest)
+    assert not one.with_piece(Piece("k2", 10), None).lone_piece_is_blob(0, digest)
+    assert not empty.lone_piece_is_blob(0, digest)
+    assert not one.with_part("mpu", 1, PART_MIN, None).with_piece(Piece("k3", 1), None).lone_piece_is_blob(0, digest)
