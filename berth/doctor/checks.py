@@ -18,6 +18,9 @@ from berth.client.auth import parse_challenge
 from berth.client.manifests import sha256_digest
 from berth.doctor.verdicts import Verdict, failed, passed, skipped, waiting
 from berth.local.apigateway import LAMBDA_PAYLOAD_LIMIT
+from chalicelib.errors import Oci
+
+BODY_TOO_LARGE = Oci.BODY_TOO_LARGE
 
 OCTETS = {"Content-Type": "application/octet-stream"}
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
@@ -204,24 +207,25 @@ def manifest_bytes(doctor: Doctor) -> Verdict:
 
 
 def size_limits(doctor: Doctor) -> Verdict:
-    """A body just over the registry's limit gets its own `413 SIZE_INVALID` with the way
-    through; one past Lambda's event limit never reaches it, and API Gateway answers 413."""
+    """A body just over the registry's limit gets its own 413 with the way through (code
+    `UNSUPPORTED`, which docker takes as final and shows at once, docs/api.md); one past
+    Lambda's event limit never reaches it, and API Gateway answers 413."""
     start = doctor.repo.start_upload()
     doctor.uploads.append(start.location)
     limit = start.chunk_max or REQUEST_BODY_LIMIT
-    fix = "the function must refuse bodies over its limit with SIZE_INVALID and the way through (chalicelib/api/" \
+    fix = "the function must refuse bodies over its limit with 413 UNSUPPORTED and the way through (chalicelib/api/" \
           "dispatch.py); API Gateway refuses larger ones itself"
     try:
         over = doctor.request("PATCH", start.location, (413,), body=bytes(limit + 1),
                               headers={**OCTETS, "Content-Range": f"0-{limit}"})
         error = (over.json().get("errors") or [{}])[0]
-        if error.get("code") != "SIZE_INVALID" or "berth push" not in str(error.get("message")):
+        if error.get("code") != BODY_TOO_LARGE.code or "berth push" not in str(error.get("message")):
             return failed("size-limits", f"{_bytes(limit + 1)}: 413 with {over.text[:200]}", fix)
         huge = doctor.request("PATCH", start.location, (413,), body=bytes(LAMBDA_PAYLOAD_LIMIT + 1),
                               headers={**OCTETS, "Content-Range": f"0-{LAMBDA_PAYLOAD_LIMIT}"})
     except (RegistryError, ValueError) as problem:
         return failed("size-limits", f"over the {_bytes(limit)} limit: {problem}", fix)
-    return passed("size-limits", f"{_bytes(limit + 1)}: 413 SIZE_INVALID naming `berth push`; "
+    return passed("size-limits", f"{_bytes(limit + 1)}: 413 {BODY_TOO_LARGE.code} naming `berth push`; "
                   f"{_bytes(LAMBDA_PAYLOAD_LIMIT + 1)}: 413 {' '.join(huge.text.split())[:80]}")
 
 

@@ -165,11 +165,11 @@ def test_a_refresh_token_from_a_ci_token_dies_with_it(api: ApiClient, auth_regis
 
 
 def test_refreshing_never_extends_the_login(api: ApiClient, auth_registry: Registry) -> None:
-    auth_registry.settings = replace(auth_registry.settings, refresh_ttl=2)
+    auth_registry.settings = replace(auth_registry.settings, refresh_ttl=6)
     auth_registry.auth.settings = auth_registry.settings
     auth_registry.auth._issuer = None  # the issuer reads the settings it is built with
     first = oauth(api, password_form("bob")).json()["refresh_token"]
-    time.sleep(1.1)
+    time.sleep(1.1)  # so that a refresh which extended the login would show in `exp`
     second = _refresh(api, first).json()["refresh_token"]
     exp = [jwt.decode(t, options={"verify_signature": False})["exp"] for t in (first, second)]
     assert exp[0] == exp[1]  # the new one ends when the first did
