@@ -190,3 +190,15 @@ def test_a_path_with_iam_wildcards_is_decided_for_itself(api: ApiClient, auth_re
         assert refused.status in (401, 403) and refused.json()["errors"][0]["code"] == "DENIED"
     assert api.delete("/v2/carol/a/manifests/1", headers=basic("bob")).status in (401, 403)
     assert api.get("/v2/carol/a/manifests/1", headers=basic("alice", PASSWORD)).status == 200
+
+
+@pytest.mark.parametrize("auth_registry", ["none"], indirect=True)
+def test_without_auth_credentials_are_ignored_and_never_counted(api: ApiClient) -> None:
+    """`none` promises nothing but that: no header is read, so none can fail, throttle or leak."""
+    for _ in range(12):
+        assert api.get("/v2/", headers=basic("alice", "wrong")).status == 200
+    for headers in ({}, {"Authorization": "Bearer x.y.z"}, basic("nobody", "x"), {"Authorization": "Basic !!"}):
+        assert api.get("/v2/", headers=headers).status == 200
+    assert api.get("/v2/_catalog", headers=basic("alice", "wrong")).status == 200
+    refused = api.get("/token?service=berth", headers=basic("alice"))
+    assert refused.status == 405 and "token" not in refused.json()

@@ -6,9 +6,9 @@ legitimate client holds besides its password."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import bcrypt
@@ -21,8 +21,8 @@ from chalicelib.registry import Registry
 from chalicelib.storage.accounts import TokenRecord
 from chalicelib.storage.clients import AwsClients
 from tests.api.auth_support import PASSWORD, basic, bearer
-from tests.api.test_auth_attacks import FORM, oauth, password_form
 from tests.api.test_attack_sessions import dynamodb_requests, logged_in, refresh
+from tests.api.test_auth_attacks import FORM, oauth, password_form
 from tests.conftest import ApiClient
 from tests.helpers import AwsCallCounter, load_app
 
@@ -84,7 +84,7 @@ def test_known_and_unknown_names_are_answered_alike(api: ApiClient, auth_registr
                 bcrypt_work.update(hashpw=0, checkpw=0)
                 answer: list[Any] = []
                 calls = AwsCallCounter(aws.dynamodb).during(
-                    lambda: answer.append(attempt(api, user, password, f"192.0.2.{index}")))
+                    lambda a=attempt, u=user, p=password, i=index, out=answer: out.append(a(api, u, p, f"192.0.2.{i}")))
                 response = answer[0]
                 seen[user] = (response.status, response.body, sorted(response.headers), dict(bcrypt_work),
                               calls if user != "anonymous" else None)  # anonymous is no secret: one read less
@@ -116,10 +116,8 @@ def test_guesses_in_parallel_get_no_more_checks_than_the_limit(auth_registry: Re
 
     def together(password: str, hashed: str) -> bool:
         checks.append(password)
-        try:
+        with contextlib.suppress(threading.BrokenBarrierError):  # fewer arrived: the throttle held the rest
             arrived.wait()
-        except threading.BrokenBarrierError:  # fewer arrived: the throttle held the others back
-            pass
         return real(password, hashed)
 
     monkeypatch.setattr(authenticator_module, "check_password", together)
