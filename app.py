@@ -37,7 +37,13 @@ snapstart.register(registry)
 # refusal is a gateway response with its challenge (chalicelib/api/authorizer.py).
 @app.authorizer(ttl_seconds=0)
 def credentials(auth_request: AuthRequest) -> dict[str, Any]:
-    return authorizer.policy(registry.auth, auth_request.token, auth_request.method_arn)
+    source = auth_request.source if isinstance(auth_request, authorizer.GatewayRequest) else ""
+    return authorizer.policy(registry.auth, auth_request.token, auth_request.method_arn, source)
+
+
+# A REQUEST authorizer (berth/deploy/api.py declares it so): its events carry the headers and
+# the caller's address, which Chalice's reading of an authorizer event (a TOKEN one) leaves out.
+credentials._transform_event = authorizer.GatewayRequest
 
 
 def _request() -> RegistryRequest:

@@ -5,7 +5,8 @@
   byte for byte, whatever its Content-Type (python-dxf sends blobs with none; a text body
   would reach Lambda re-encoded as UTF-8). Chalice's own list stays narrow: it would refuse
   any response to a request without a matching Accept header if it saw `*/*`;
-- with auth on, the gateway responses that carry the `WWW-Authenticate` challenge
+- with auth on, the authorizer as a REQUEST authorizer (so it knows the caller's address), and
+  the gateway responses that carry the `WWW-Authenticate` challenge
   (chalicelib/auth/gateway.py explains why), inside the API's definition (`gateway_responses`
   says why), built from the same answers the local mode serves, so what is tested locally is
   what is deployed;
@@ -28,6 +29,11 @@ from chalicelib.settings import Settings
 
 # The REST API's logical id in the template `chalice package` writes.
 REST_API = "RestAPI"
+# The authorizer (app.py's `credentials`), made a REQUEST authorizer over Chalice's TOKEN one:
+# it is then told the caller's address, which the login throttle needs (docs/auth.md). A
+# request without the identity source (Authorization) is refused before it is invoked.
+AUTHORIZER = "credentials"
+REQUEST_AUTHORIZER = {"type": "request", "identitySource": "method.request.header.Authorization"}
 # API Gateway's binaryMediaTypes; the local mode's API Gateway stand-in uses the same.
 BINARY_MEDIA_TYPES = ["*/*"]
 
@@ -61,6 +67,7 @@ def template(settings: Settings, domain: CustomDomain | None = None) -> dict[str
         properties["Domain"] = domain.sam()
     if settings.auth_mode != "none":
         body["x-amazon-apigateway-gateway-responses"] = gateway_responses(settings)
+        body["securityDefinitions"] = {AUTHORIZER: {"x-amazon-apigateway-authorizer": REQUEST_AUTHORIZER}}
     return {"Resources": {REST_API: {"Properties": properties}}}
 
 

@@ -69,6 +69,8 @@ def policies(grants: Grants) -> dict[str, dict[str, Any]]:
     api = [
         # Scan: the web pages' storage totals (docs/ui.md), for those who may pull everything.
         _allow("Table", ITEM_READS + ITEM_WRITES + ["dynamodb:Scan"], [grants.table_arn]),
+        # The same pages' "what a collection would free": the collector's candidates.
+        _allow("SweepIndex", ["dynamodb:Query"], [grants.sweep_index_arn]),
         _allow("Objects", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
                            "s3:ListMultipartUploadParts"], every_prefix),
         missing_is_404,

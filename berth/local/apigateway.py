@@ -26,6 +26,8 @@ from chalicelib.settings import Settings
 LAMBDA_PAYLOAD_LIMIT = 6_291_456
 # A Lambda authorizer's result (service quota L-20859C74, not adjustable).
 AUTHORIZER_RESULT_LIMIT = 8192
+# The longest method ARN API Gateway hands an authorizer; a longer request is refused first.
+METHOD_ARN_LIMIT = 1600
 # Response headers API Gateway REST APIs rename on Lambda proxy responses.
 REMAPPED_HEADERS = ("www-authenticate", "authorization", "connection", "date", "server")
 
@@ -187,8 +189,9 @@ def _through_gateway(app: Any, method: str, target: str, headers: list[tuple[str
 
 
 def run_authorizer(app: Any, event: dict[str, Any]) -> GatewayResponse | None:
-    """What API Gateway does with a route's TOKEN authorizer, its result never cached (TTL 0,
-    as app.py declares): no Authorization header, or the authorizer saying "Unauthorized", is
+    """What API Gateway does with a route's REQUEST authorizer (identity source: the
+    Authorization header), its result never cached (TTL 0, as app.py declares): no
+    Authorization header, or the authorizer saying "Unauthorized", is
     the UNAUTHORIZED gateway response; a result over the 8 KB limit is
     AUTHORIZER_CONFIGURATION_ERROR; a policy that does not allow the request is ACCESS_DENIED;
     otherwise the authorizer's context reaches Lambda."""
@@ -203,8 +206,14 @@ def run_authorizer(app: Any, event: dict[str, Any]) -> GatewayResponse | None:
     if not token:
         return _answer(answers["UNAUTHORIZED"])
     method_arn = f"arn:aws:execute-api:us-east-1:000000000000:local/api/{event['httpMethod']}{event['path']}"
+    if len(method_arn) > METHOD_ARN_LIMIT:
+        return gateway_error(414, "Request-URI Too Long")
     try:
-        result = entry.authorizer({"type": "TOKEN", "authorizationToken": token, "methodArn": method_arn}, None)
+        result = entry.authorizer({"type": "REQUEST", "methodArn": method_arn, "resource": event["resource"],
+                                   "path": event["path"], "httpMethod": event["httpMethod"],
+                                   "headers": event["headers"], "multiValueHeaders": event["multiValueHeaders"],
+                                   "queryStringParameters": event["queryStringParameters"],
+                                   "requestContext": event["requestContext"]}, None)
     except Exception as error:
         return _answer(answers["UNAUTHORIZED" if str(error) == "Unauthorized" else "AUTHORIZER_FAILURE"])
     if len(json.dumps(result, separators=(",", ":"))) > AUTHORIZER_RESULT_LIMIT:

@@ -1,4 +1,5 @@
-"""The API Gateway authorizer: the registry's own access check, made on each request before
+"""The API Gateway authorizer (a REQUEST authorizer: it is told the caller's address as well as
+the credentials): the registry's own access check, made on each request before
 API Gateway lets it through, so that every refusal a client can see is a gateway response
 carrying the challenge (chalicelib/auth/gateway.py says why the function cannot send one).
 
@@ -9,14 +10,16 @@ whatever the number of grants (a Lambda authorizer's result is limited to 8 KB).
 
 - credentials missing, wrong or expired: "Unauthorized", the UNAUTHORIZED gateway response;
 - valid credentials without the access asked for: a Deny, the ACCESS_DENIED response;
-- throttled failed logins: let through, for the function to answer 429 with Retry-After
-  (a gateway response cannot say when to retry);
+- throttled failed logins: let through, marked `throttled`, for the function to answer 429
+  with Retry-After (a gateway response cannot say when to retry) without a check of its own;
 - anything else (an unknown path, an invalid name): let through, for the function's error.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from chalice.app import AuthRequest
 
 from chalicelib.api.dispatch import find_route, required_scope
 from chalicelib.auth.authenticator import Authenticator
@@ -25,6 +28,7 @@ from chalicelib.errors import Oci, RegistryError
 from chalicelib.naming import check_name
 
 _DENIALS = (Oci.DENIED, Oci.INSUFFICIENT_SCOPE)
+POLICY_RESOURCE_LIMIT = 512  # characters of a policy statement's resource
 
 
 def request_of(method_arn: str) -> tuple[str, str]:
@@ -36,22 +40,46 @@ def request_of(method_arn: str) -> tuple[str, str]:
     return parts[2], "/" + (parts[3] if len(parts) > 3 else "")
 
 
-def _policy(principal: str, effect: str, method_arn: str) -> dict[str, Any]:
+def _resource(method_arn: str) -> str:
+    """The method ARN, or where it is longer than a policy's resource may be (512 characters),
+    every path of its method: safe, as the answer is never cached and so covers this request
+    only."""
+    if len(method_arn) <= POLICY_RESOURCE_LIMIT:
+        return method_arn
+    head, _, resource = method_arn.rpartition(":")
+    return f"{head}:{'/'.join(resource.split('/', 3)[:3])}/*"
+
+
+def _policy(principal: str, effect: str, method_arn: str, throttled: int = 0) -> dict[str, Any]:
+    context: dict[str, Any] = {"principal": principal}
+    if throttled:
+        context["throttled"] = throttled  # the function answers 429 with this Retry-After
     return {
         "principalId": principal or "anonymous",
         "policyDocument": {"Version": "2012-10-17", "Statement": [
-            {"Action": "execute-api:Invoke", "Effect": effect, "Resource": method_arn}]},
-        "context": {"principal": principal},
+            {"Action": "execute-api:Invoke", "Effect": effect, "Resource": _resource(method_arn)}]},
+        "context": context,
     }
 
 
-def policy(auth: Authenticator, authorization: str, method_arn: str) -> dict[str, Any]:
+class GatewayRequest(AuthRequest):
+    """What a REQUEST authorizer is told: Chalice's AuthRequest (whose own reading expects a
+    TOKEN authorizer's event), with the caller's address, which a TOKEN authorizer never sees
+    and the login throttle needs."""
+
+    def __init__(self, event: dict[str, Any]) -> None:
+        headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+        super().__init__(str(event.get("type", "")), headers.get("authorization", ""), str(event.get("methodArn", "")))
+        self.source = str(((event.get("requestContext") or {}).get("identity") or {}).get("sourceIp") or "")
+
+
+def policy(auth: Authenticator, authorization: str, method_arn: str, source: str = "") -> dict[str, Any]:
     method, path = request_of(method_arn)
     try:
-        principal = auth.authenticate(authorization, "")
+        principal = auth.authenticate(authorization, "", source)
     except RegistryError as error:
         if error.kind is Oci.TOOMANYREQUESTS:
-            return _policy("", "Allow", method_arn)
+            return _policy("", "Allow", method_arn, throttled=int(error.headers.get("Retry-After", "1")))
         raise Unauthorized from None
     try:
         route, params = find_route(method, path)

@@ -10,6 +10,7 @@ from chalicelib.api.handlers.cache import pull_through
 from chalicelib.api.request import MAX_REQUEST_BODY, RegistryRequest
 from chalicelib.api.responses import API_VERSION, error
 from chalicelib.api.routes import CATALOG, LOGIN, PUBLIC, ROUTES, Route
+from chalicelib.auth import throttle
 from chalicelib.auth.permissions import CATALOG as CATALOG_SCOPE
 from chalicelib.auth.permissions import Scope
 from chalicelib.errors import Oci, RegistryError
@@ -76,6 +77,8 @@ def handle(req: RegistryRequest, registry: Registry, telemetry: Telemetry | None
         route, req.params = find_route(req.method, req.path)
         if "name" in req.params:
             check_name(req.params["name"])
+        if route.access != PUBLIC and req.throttled:
+            raise throttle.too_many(req.throttled)  # the authorizer's verdict: no check here could answer better
         if route.access != PUBLIC:
             req.principal = registry.auth.authorize(req.header("authorization"), required_scope(route, req.params),
                                                     realm_base(req, registry.settings.public_url), req.source)

@@ -23,6 +23,7 @@ class RegistryRequest:
     principal: Principal = EVERYONE  # who is asking, once authorized
     request_id: str = ""
     source: str = ""  # the caller's address, as API Gateway saw it
+    throttled: int = 0  # the authorizer found the caller's login throttled: seconds to wait
 
     @classmethod
     def from_event(cls, event: dict[str, Any], body: bytes) -> RegistryRequest:
@@ -42,6 +43,7 @@ class RegistryRequest:
             body=body,
             request_id=str(event["requestContext"].get("requestId", "")),
             source=str((event["requestContext"].get("identity") or {}).get("sourceIp") or ""),
+            throttled=_seconds((event["requestContext"].get("authorizer") or {}).get("throttled")),
         )
 
     def arg(self, name: str) -> str | None:
@@ -54,3 +56,9 @@ class RegistryRequest:
 
     def header_values(self, name: str) -> list[str]:
         return self.headers.get(name.lower(), [])
+
+
+def _seconds(value: Any) -> int:
+    # API Gateway hands the authorizer's context on as strings.
+    text = str(value or "")
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 7 else 0

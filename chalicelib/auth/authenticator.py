@@ -22,16 +22,18 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
 
 from chalicelib.auth import challenge, throttle
 from chalicelib.auth.keys import CachedRing
 from chalicelib.auth.permissions import Grant, Scope, granted, may_read
-from chalicelib.auth.secrets import BCRYPT_ROUNDS, check_password, hash_password, parse_ci_token, same
+from chalicelib.auth.secrets import check_password, parse_ci_token, same
 from chalicelib.auth.tokens import Claims, InvalidToken, RefreshBinding, TokenIssuer
 from chalicelib.errors import Oci, RegistryError
+from chalicelib.naming import valid_name
 from chalicelib.settings import Settings
 from chalicelib.storage.accounts import ANONYMOUS, AccountStore, User
 from chalicelib.storage.throttle import FailureCounters
@@ -40,6 +42,9 @@ if TYPE_CHECKING:
     from chalicelib.auth.keyless import KeylessLogin
 
 _VERIFIED_LIMIT = 1000
+# A bcrypt hash (cost 10, as BCRYPT_ROUNDS) of a random password nobody kept: a login for a
+# name with no account is checked against it, so it costs what a wrong password costs.
+_DECOY_HASH = "$2b$10$nEY02eiAtagyn4eISAGhAOroRzFM47ZXSwAl28uLECllBlCJ7veYS"
 
 
 class BadCredentials(Exception):
@@ -131,7 +136,6 @@ class Authenticator:
         self._failures = failures
         self._issuer: TokenIssuer | None = None
         self._verified = _Verified()
-        self._decoy: str | None = None
 
     @property
     def mode(self) -> str:
@@ -154,35 +158,30 @@ class Authenticator:
         if self._keyless is not None and self._keyless.handles(user):
             # Counted per address only: every CI job shares the name, which one attacker's
             # failures must not lock. Each IAM attempt costs an STS call.
-            counters = [c for c in counters if c.limit is throttle.SOURCE_LIMIT]
-            self._refuse_if_blocked(counters)
-            try:
+            with self._attempt([c for c in counters if c.limit is throttle.SOURCE_LIMIT]):
                 proven = self._keyless.login(user, password)
-            except BadCredentials:
-                self._failed(counters)
             # No account behind it: no uid, so no refresh token; it lasts no longer than its proof.
             return Login(proven.subject, list(proven), "", user, proven.expires)
         ci_token = parse_ci_token(password)
         if ci_token is not None:
-            # 256 random bits cannot be guessed: the throttle is only consulted after a failure.
-            record = self._accounts.get_token(user, ci_token.id)
+            # 256 random bits cannot be guessed: a CI token is checked even while its name is
+            # throttled, and only a failure is counted.
+            record = self._accounts.get_token(user, ci_token.id) if valid_name(user) else None
             if record is None or record.expired(time.time()) or not same(record.secret_hash, ci_token.secret_hash):
                 self._failed(counters)
             account = self._accounts.get_user(user)
             if account is None:
                 self._failed(counters)
             return Login(user, account.grants, account.uid, f"ci:{record.id}", record.expires)
-        account = self._accounts.get_user(user) if user != ANONYMOUS else None
+        # A name no account can have is never looked up (nor made into an over-long key).
+        account = self._accounts.get_user(user) if user != ANONYMOUS and valid_name(user) else None
         stored = account.password_hash if account is not None else None
         if account is not None and stored is not None and self._verified.holds(user, password, stored):
             return self._password_login(account)
-        self._refuse_if_blocked(counters)
-        # A user who does not exist costs the same bcrypt check as a wrong password.
-        if account is None or stored is None:
-            check_password(password, self._decoy_hash())
-            self._failed(counters)
-        if not check_password(password, stored):
-            self._failed(counters)
+        with self._attempt(counters):
+            # A user who does not exist costs the same bcrypt check as a wrong password.
+            if not check_password(password, stored or _DECOY_HASH) or account is None or stored is None:
+                raise BadCredentials("wrong user name, password or token")
         self._verified.remember(user, password, stored)
         return self._password_login(account)
 
@@ -190,23 +189,29 @@ class Authenticator:
     def _password_login(account: User) -> Login:
         return Login(account.name, account.grants, account.uid, f"password:{account.generation}")
 
-    def _decoy_hash(self) -> str:
-        if self._decoy is None:
-            self._decoy = hash_password(secrets.token_urlsafe(16), BCRYPT_ROUNDS)
-        return self._decoy
-
-    def _refuse_if_blocked(self, counters: list[throttle.Counter]) -> None:
-        now = time.time()
-        wait = throttle.blocked_for(counters, self._failures.counts([c.key(now) for c in counters]), now)
-        if wait:
-            raise throttle.too_many(wait)
-
     def _failed(self, counters: list[throttle.Counter]) -> NoReturn:
-        """Count the failure, then refuse: 429 once over the limit, else as bad credentials."""
+        """Count a failure found without a reservation: 429 if a counter is at its limit."""
+        with self._attempt(counters):
+            raise BadCredentials("wrong user name, password or token")
+
+    @contextmanager
+    def _attempt(self, counters: list[throttle.Counter]) -> Iterator[None]:
+        """Reserve one attempt on every counter before checking anything, so that guesses sent
+        at once cannot all be checked: 429 once a counter is at its limit. A check that fails
+        (BadCredentials) keeps its reservation as a failure; one that succeeds gives it back."""
         now = time.time()
-        self._failures.add_failure([c.key(now) for c in counters], throttle.expiry(now))
-        self._refuse_if_blocked(counters)
-        raise BadCredentials("wrong user name, password or token")
+        keys = [c.key(now) for c in counters]
+        taken = self._failures.reserve(keys, [c.limit.failures for c in counters], throttle.expiry(now))
+        if taken < len(counters):
+            raise throttle.too_many(counters[taken].limit.window(now)[1])
+        try:
+            yield
+        except BadCredentials:
+            raise
+        except BaseException:
+            self._failures.release(keys)
+            raise
+        self._failures.release(keys)
 
     def refreshed(self, refresh_token: str) -> tuple[Login, int]:
         """The login a refresh token stands for, while its account and credential still do,
@@ -320,7 +325,8 @@ class Authenticator:
         if self.mode == "none":
             return lambda _: True
         grants = principal.grants
-        if grants is None:  # a registry token names no repositories for the catalog: the account does
-            account = self._accounts.get_user(principal.name) if principal.name else None
-            grants = account.grants if account else []
+        if grants is None:  # a registry token names no repositories for the catalog: its account does
+            account = self._accounts.get_user(principal.name) if valid_name(principal.name) else None
+            same_account = account is not None and principal.claims is not None and account.uid == principal.claims.uid
+            grants = account.grants if account is not None and same_account else []
         return lambda repo: may_read(grants, repo)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 
 from chalicelib.naming import valid_name
 
@@ -23,15 +22,25 @@ _SCOPE = re.compile(r"^(repository|registry)(?:\([a-z0-9]+\))?:(.+):([a-z*]+(?:,
 _PATTERN = re.compile(r"^[a-z0-9._/*?-]{1,255}\Z")
 
 
-@lru_cache(maxsize=4096)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    parts = [".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern]
-    return re.compile("".join(parts) + r"\Z", re.DOTALL)
-
-
 def pattern_matches(pattern: str, name: str) -> bool:
-    """`*` and `?` are wildcards; nothing else is, whatever fnmatch would make of it."""
-    return _compiled(pattern).match(name) is not None
+    """`*` (any characters) and `?` (any one) are wildcards; nothing else is. Linear in the
+    lengths, whatever the pattern: a `*` that fails to match is retried once from one place
+    further, never by backtracking through every earlier `*`."""
+    p = n = 0
+    star, resume = -1, 0
+    while n < len(name):
+        if p < len(pattern) and pattern[p] == "*":
+            star, resume = p, n
+            p += 1
+        elif p < len(pattern) and pattern[p] in ("?", name[n]):
+            p += 1
+            n += 1
+        elif star >= 0:
+            resume += 1
+            p, n = star + 1, resume
+        else:
+            return False
+    return all(c == "*" for c in pattern[p:])
 
 
 def check_pattern(pattern: str) -> str:

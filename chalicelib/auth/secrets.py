@@ -11,7 +11,8 @@ import secrets
 from dataclasses import dataclass
 
 # Cost 10 is ~70 ms per check on one core: the token endpoint and the Basic-mode
-# authorizer pay it once per credential and cache the result.
+# authorizer pay it once per credential per container (chalicelib/auth/authenticator.py).
+# The authenticator's decoy hash has the same cost.
 BCRYPT_ROUNDS = 10
 CI_TOKEN_PREFIX = "berth_"
 _CI_TOKEN = re.compile(r"^berth_([0-9a-f]{16})_([A-Za-z0-9_-]{43})\Z")

@@ -2,10 +2,11 @@
 counters live in the table (chalicelib/storage/throttle.py), so every Lambda container sees
 the same ones.
 
-A counter counts failures in a fixed window. Once a name or an address has failed `limit`
-times in the current window, password checks for it stop until the window ends: the caller
-gets 429 TOOMANYREQUESTS with `Retry-After`. Names and addresses are stored as hashes: they
-come from the caller and may be anything."""
+A counter counts attempts in a fixed window: each check reserves one before it runs, and a
+check that succeeds gives it back, so what stays counted is failures (and checks under way).
+Once a name or an address has `limit` of them in the current window, checks for it stop
+until the window ends: the caller gets 429 TOOMANYREQUESTS with `Retry-After`. Names and
+addresses are stored as hashes: they come from the caller and may be anything."""
 
 from __future__ import annotations
 
@@ -39,12 +40,6 @@ class Counter:
 
     def key(self, now: float) -> tuple[str, str]:
         return f"throttle#{self.limit.kind}#{self.subject}", f"window#{self.limit.window(now)[0]}"
-
-
-def blocked_for(counters: list[Counter], counts: list[int], now: float) -> int:
-    """Seconds until every counter over its limit has ended its window; 0 when none is."""
-    return max((c.limit.window(now)[1] for c, n in zip(counters, counts, strict=True) if n >= c.limit.failures),
-               default=0)
 
 
 def expiry(now: float) -> int:

@@ -78,12 +78,14 @@ class TokenIssuer:
                 "exp": expires, "jti": secrets.token_hex(12), "typ": kind}
 
     def access_token(self, subject: str, granted: list[Scope], grants: list[Grant] | None = None,
-                     not_after: int | None = None) -> tuple[str, int]:
+                     not_after: int | None = None, uid: str = "") -> tuple[str, int]:
         """The token, and its lifetime in seconds (the TTL, or less if `not_after` comes first)."""
         now = int(time.time())
         expires = now + self.ttl_seconds if not_after is None else min(now + self.ttl_seconds, not_after)
         claims = self._base(subject, expires, "access")
         claims["access"] = [{"type": s.type, "name": s.name, "actions": list(s.actions)} for s in granted]
+        if uid:  # the account it was issued to: the catalog reads that account's grants, no other's
+            claims["uid"] = uid
         if grants:
             claims["grants"] = [{"pattern": g.pattern, "actions": sorted(g.actions)} for g in grants]
         return self._encode(claims), expires - now

@@ -66,7 +66,7 @@ class AccountStore(Table):
     # ---- users ---------------------------------------------------------------------------
 
     def get_user(self, name: str) -> User | None:
-        item = self._get(ACCOUNT, f"user#{name}")
+        item = self._get(ACCOUNT, f"user#{name}", consistent=True)  # every login decides on it
         return _user(name, item) if item is not None else None
 
     def add_user(self, name: str, password_hash: str | None) -> bool:
@@ -115,7 +115,7 @@ class AccountStore(Table):
                            item["created"])
 
     def get_token(self, user: str, token_id: str) -> TokenRecord | None:
-        item = self._get(ACCOUNT, f"token#{user}#{token_id}")
+        item = self._get(ACCOUNT, f"token#{user}#{token_id}", consistent=True)
         return self._token(item) if item else None
 
     def list_tokens(self, user: str) -> list[TokenRecord]:
@@ -128,7 +128,7 @@ class AccountStore(Table):
 
     def get_signing_keys(self) -> StoredKeys | None:
         """The key ring kept in the table (local mode, and deployments that configure no secret)."""
-        item = self._get(ACCOUNT, "signing-key")
+        item = self._get(ACCOUNT, "signing-key", consistent=True)
         if item is None:
             return None
         if "ring" not in item:

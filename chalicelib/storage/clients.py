@@ -8,6 +8,7 @@ each restored copy credentials of its own (chalicelib/snapstart.py)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import datetime
 from typing import Any
@@ -46,6 +47,7 @@ class AwsClients:
         import boto3
         import botocore.session
 
+        _quiet_sdk_logs()
         core = botocore.session.get_session()
         if self._core is not None:
             core.register_component("data_loader", self._core.get_component("data_loader"))
@@ -105,3 +107,13 @@ class AwsClients:
     @property
     def events(self) -> Any:
         return self._client("events")
+
+
+def _quiet_sdk_logs() -> None:
+    """At DEBUG, botocore logs every request and response whole: the signing key ring and the
+    users' password hashes would reach the logs. The SDK never logs below INFO here, whatever
+    level the rest of the registry logs at."""
+    for name in ("boto3", "botocore", "urllib3", "s3transfer"):
+        sdk = logging.getLogger(name)
+        if sdk.level < logging.INFO:  # unset (following the root), or set lower
+            sdk.setLevel(logging.INFO)

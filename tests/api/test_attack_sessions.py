@@ -160,9 +160,6 @@ def test_a_user_removed_and_added_again_answers_to_the_new_password_only(api: Ap
     assert refused.status in (401, 403) and refused.json()["errors"][0]["code"] == "DENIED"  # no grant now
 
 
-@pytest.mark.xfail(strict=True, reason="accounts, CI tokens and failure counts are read with DynamoDB's default "
-                                       "eventually consistent reads: deployed, a read just after a change may "
-                                       "return the item as it was before it")
 @pytest.mark.parametrize("auth_registry", ["token", "basic"], indirect=True)
 def test_every_read_that_decides_a_login_is_strongly_consistent(api: ApiClient, auth_registry: Registry,
                                                                aws: AwsClients) -> None:

@@ -240,7 +240,7 @@ def test_unknown_users_cost_the_same_password_check(api: ApiClient, monkeypatch:
 
 
 def test_failed_logins_are_throttled_per_user_name(api: ApiClient) -> None:
-    for _ in range(9):
+    for _ in range(10):  # ten wrong guesses are checked; the eleventh is not
         assert api.get("/token?service=berth", headers=basic("alice", "guess")).status == 401
     throttled = api.get("/token?service=berth", headers=basic("alice", "guess"))
     assert throttled.status == 429 and throttled.json()["errors"][0]["code"] == "TOOMANYREQUESTS"
@@ -252,7 +252,7 @@ def test_failed_logins_are_throttled_per_user_name(api: ApiClient) -> None:
 
 
 def test_failed_logins_are_throttled_per_source_address(api: ApiClient) -> None:
-    for i in range(29):
+    for i in range(30):
         assert api.get("/token?service=berth", headers=basic(f"ghost{i}", "guess"),
                        source="203.0.113.9").status == 401
     assert api.get("/token?service=berth", headers=basic("ghost-last", "guess"),
@@ -306,7 +306,7 @@ def test_a_user_with_a_hundred_grants_logs_in_pushes_and_pulls(api: ApiClient, a
 
 def test_the_local_gateway_refuses_an_authorizer_result_over_8_kb(api: ApiClient,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    def oversized(auth: Any, token: str, method_arn: str) -> dict[str, Any]:
+    def oversized(auth: Any, token: str, method_arn: str, source: str = "") -> dict[str, Any]:
         resources = [f"{method_arn}/{i:04d}" for i in range(200)] + [method_arn]
         return {"principalId": "x", "policyDocument": {"Version": "2012-10-17", "Statement": [
             {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": resources}]}}

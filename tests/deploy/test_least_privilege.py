@@ -170,9 +170,9 @@ class Stage:
         # The authorizer is a Lambda of its own: its own container, its own cached key.
         in_authorizer = Registry.build(self.settings, aws)
 
-        def as_authorizer(_: Any, token: str, method_arn: str) -> dict[str, Any]:
+        def as_authorizer(_: Any, token: str, method_arn: str, source: str = "") -> dict[str, Any]:
             with running("credentials"):
-                return AUTHORIZE(in_authorizer.auth, token, method_arn)
+                return AUTHORIZE(in_authorizer.auth, token, method_arn, source)
 
         monkeypatch.setattr(authorizer, "policy", as_authorizer)
 

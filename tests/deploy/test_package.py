@@ -21,7 +21,10 @@ def test_token_mode_template_has_the_challenge_path(packaged: Packaged) -> None:
     body = packaged.resources["RestAPI"]["Properties"]["DefinitionBody"]
     paths = body["paths"]
     authorizer = body["securityDefinitions"]["credentials"]
-    assert authorizer["x-amazon-apigateway-authorizer"]["type"] == "token"
+    # A REQUEST authorizer, told the caller's address (the login throttle's), refused without credentials.
+    assert authorizer["x-amazon-apigateway-authorizer"]["type"] == "request"
+    assert authorizer["x-amazon-apigateway-authorizer"]["identitySource"] == "method.request.header.Authorization"
+    assert authorizer["x-amazon-apigateway-authorizer"]["authorizerUri"]  # Chalice's function, kept
     assert authorizer["name"] == "Authorization"
     # Never cached: account changes hold on the next request, and every refusal carries the challenge.
     assert authorizer["x-amazon-apigateway-authorizer"]["authorizerResultTtlInSeconds"] == 0

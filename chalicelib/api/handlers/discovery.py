@@ -2,7 +2,7 @@
 
 from chalice import Response
 
-from chalicelib.api.pagination import after, next_link, page_size
+from chalicelib.api.pagination import MAX_PAGE, after, next_link, page_size
 from chalicelib.api.request import RegistryRequest
 from chalicelib.api.responses import json_body
 from chalicelib.digest.digests import Digest
@@ -29,13 +29,12 @@ def catalog(req: RegistryRequest, reg: Registry) -> Response:
     size, cursor = page_size(req.arg("n")), after(req.arg("last"), MAX_NAME_LENGTH)
     may_see = reg.auth.reader(req.principal)
     visible: list[str] = []
-    more = True
+    more, batch = size > 0, size
     while more and len(visible) <= size:
-        page = reg.meta.list_repositories(size, cursor)
-        if not page.items:  # n=0 asks for nothing
-            break
+        page = reg.meta.list_repositories(batch, cursor)
         visible += [name for name in page.items if may_see(name)]
-        more, cursor = page.more, page.items[-1]
+        more, cursor = page.more and bool(page.items), page.items[-1] if page.items else cursor
+        batch = MAX_PAGE  # past the first page, names the caller may not see cost no read each
     more = more or len(visible) > size
     return json_body({"repositories": visible[:size]},
                      headers=next_link("/v2/_catalog", size, visible[:size], more))

@@ -45,7 +45,7 @@ def _issue(reg: Registry, login: Login | None, requested: list[Scope], refresh_f
     subject, grants = (login.user, login.grants) if login else ("", reg.auth.anonymous_grants())
     token, lifetime = reg.auth.issuer.access_token(
         subject, reg.auth.grant_scopes(subject, grants, requested), grants=None if requested else grants,
-        not_after=login.not_after if login else None)
+        not_after=login.not_after if login else None, uid=login.uid if login else "")
     body: dict[str, object] = {
         "token": token,
         "access_token": token,
