@@ -12,12 +12,13 @@ from chalicelib.manifests.parse import Manifest, parse_manifest
 from chalicelib.naming import check_tag, valid_tag
 from chalicelib.storage.blobs import MissingBlobs
 from chalicelib.storage.dynamo import MetadataStore
-from chalicelib.storage.manifests import TagTaken
+from chalicelib.storage.manifests import TagTaken, annotations_size
 from chalicelib.storage.records import ManifestRecord
 from chalicelib.storage.s3 import BlobStore
 
 # Bodies up to this size live in the table (one read serves a pull by tag); larger ones in S3.
 INLINE_LIMIT = 256 * 1024
+ANNOTATIONS_LIMIT = 320 * 1024  # as stored (JSON, non-ASCII escaped): what an item holds besides, with room
 
 
 def manifest_key(digest: Digest) -> str:
@@ -44,7 +45,13 @@ class Manifests:
             tag = check_tag(reference)
             digest = Digest.of(body)
         self._check_children(repo, manifest)
-        inline = len(body) <= INLINE_LIMIT
+        # The manifest's, tag's and referrer's items each hold the annotations, and DynamoDB
+        # items stop at 400 KB: room for them, and the body goes to S3 if both do not fit.
+        indexed = annotations_size(manifest.annotations)
+        if indexed > ANNOTATIONS_LIMIT:
+            raise RegistryError(Oci.MANIFEST_INVALID, f"the manifest's annotations take {indexed} bytes as stored; "
+                                f"this registry indexes at most {ANNOTATIONS_LIMIT}", detail={"size": indexed})
+        inline = len(body) + indexed <= INLINE_LIMIT
         body_key = None if inline else manifest_key(digest)
         if body_key:
             self._blobs.put(body_key, body)

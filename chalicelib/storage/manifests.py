@@ -35,6 +35,11 @@ def _annotations_text(annotations: dict[str, str] | None) -> str | None:
     return json.dumps(annotations, separators=(",", ":")) if annotations else None
 
 
+def annotations_size(annotations: dict[str, str] | None) -> int:
+    """Bytes the annotations take in each item that holds them."""
+    return len(_annotations_text(annotations) or "")
+
+
 def _annotations_read(text: str | None) -> dict[str, str] | None:
     return json.loads(text) if text else None
 

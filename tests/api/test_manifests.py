@@ -227,3 +227,19 @@ def test_tags_and_catalog_paginate_in_lexical_order(client: Any) -> None:
 def test_tags_of_an_unknown_repository(client: Any) -> None:
     response = client.get("/v2/no/such/tags/list")
     assert response.status == 404 and error_code(response) == "NAME_UNKNOWN"
+
+
+def test_annotations_that_would_outgrow_an_item_are_refused_or_stored_whole(client: Any) -> None:
+    """Each item holding a manifest's annotations stops at DynamoDB's 400 KB: a manifest whose
+    annotations cannot be indexed is refused with an OCI error, never a 500, and one that fits
+    is stored (its body in S3 when body and annotations together would not fit an item)."""
+    config = push_blob(client, REPO, b"{}")
+    too_many = manifest_body(config, [], annotations={"note": "é" * 70_000})  # 420 KB as stored
+    refused = client.put(f"/v2/{REPO}/manifests/big", body=too_many, headers={"Content-Type": mt.OCI_MANIFEST})
+    assert refused.status == 400 and error_code(refused) == "MANIFEST_INVALID", refused.body
+    assert client.get(f"/v2/{REPO}/manifests/big", headers={"Accept": mt.OCI_MANIFEST}).status == 404
+    fits = manifest_body(config, [], annotations={"note": "é" * 20_000, "pad": "x" * 150_000})
+    stored = client.put(f"/v2/{REPO}/manifests/fits", body=fits, headers={"Content-Type": mt.OCI_MANIFEST})
+    assert stored.status == 201, stored.body
+    served = client.get(f"/v2/{REPO}/manifests/fits", headers={"Accept": mt.OCI_MANIFEST})
+    assert served.status == 200 and served.body == fits
