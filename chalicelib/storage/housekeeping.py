@@ -23,26 +23,8 @@ class HousekeepingStore(MetadataStore):
 
     def scan(self, prefixes: tuple[str, ...], start: dict[str, str] | None = None,
              page_size: int = 500) -> Iterator[tuple[list[dict[str, Any]], dict[str, str] | None]]:
-        """Pages of the items whose `pk` starts with one of `prefixes`, each with the position
-        after it (None after the last page), from which a later scan can resume."""
-        values = {f":p{i}": p for i, p in enumerate(prefixes)}
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "Limit": page_size,
-            "FilterExpression": " OR ".join(f"begins_with(pk, {name})" for name in values),
-            "ProjectionExpression": ", ".join(f"#{name}" for name in _SCANNED),
-            "ExpressionAttributeNames": {f"#{name}": name for name in _SCANNED},
-            "ExpressionAttributeValues": to_item(values),
-        }
-        if start:
-            kwargs["ExclusiveStartKey"] = to_item(start)
-        while True:
-            page = self._db.scan(**kwargs)
-            position = from_item(page["LastEvaluatedKey"]) if "LastEvaluatedKey" in page else None
-            yield [from_item(item) for item in page.get("Items", [])], position
-            if position is None:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        """Table._scan of what the jobs look at."""
+        return self._scan(prefixes, _SCANNED, start, page_size)
 
     def repositories(self, after: str | None = None) -> Iterator[str]:
         start = repo_pk(after) if after is not None else None
