@@ -55,13 +55,16 @@ def run_gc(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"{verb}:")
     purged = jobs.purge(never, args.dry_run, notify)
+    uploads = f"{purged.uploads} abandoned uploads ({_bytes(purged.bytes)})"
     try:
         collector = jobs.collector(notify)
         run = collector.dry_run() if args.dry_run else collector.run(never)
     except Busy:
-        print("berth: another collection is running (the scheduled one?); try again later")
+        # The purge has run all the same: say what it did.
+        print(f"{verb}: {uploads}; nothing collected: another collection is running (the scheduled one?); "
+              "try again later")
         return 1
-    print(f"{verb}: {purged.uploads} abandoned uploads ({_bytes(purged.bytes)}), {run.tags} tags, "
+    print(f"{verb}: {uploads}, {run.tags} tags, "
           f"{run.manifests} manifests, {run.blobs} blobs ({_bytes(run.bytes)}); "
           f"{_bytes(purged.bytes + run.bytes)} in all")
     return 0
