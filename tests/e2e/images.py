@@ -9,6 +9,7 @@ import io
 import json
 import os
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +57,11 @@ class Layout:
         (self.root / "blobs" / "sha256" / digest.removeprefix("sha256:")).write_bytes(data)
         return {"mediaType": media_type, "digest": digest, "size": len(data)}
 
-    def image(self, layer_sizes: list[int], arch: str = "amd64") -> Descriptor:
+    def image(self, layer_sizes: list[int], arch: str = "amd64",
+              shared: Sequence[tuple[bytes, str]] = ()) -> Descriptor:
+        """An image of new random layers of `layer_sizes`, after the `shared` ones (from `layer`)."""
         layers, diff_ids = [], []
-        for size in layer_sizes:
-            blob, diff_id = layer(size)
+        for blob, diff_id in [*shared, *(layer(size) for size in layer_sizes)]:
             layers.append(self.add_blob(blob, OCI_LAYER))
             diff_ids.append(diff_id)
         config = {"architecture": arch, "os": "linux", "config": {"Cmd": ["/bin/true"]},
