@@ -4,9 +4,7 @@ upload that is finished are S3's."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +14,10 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from berth.local.provision import create_table
 from berth.target import local_state_path
-from chalicelib.storage.table import to_item
 from tests.helpers import MiB
 from tests.local import LocalServer, local_server
+from tests.local.moto_load import small_registry, transactions
 
 
 @pytest.fixture(scope="module")
@@ -59,21 +56,9 @@ def test_memory_grows_with_what_is_stored_not_with_transactions(server: LocalSer
     """moto on its own keeps every item it ever wrote, and a copy of the table per
     transaction (~0.5 MiB each here): 400 transactions over a small table took ~200 MiB."""
     table = f"memory-{uuid.uuid4().hex[:8]}"
-    create_table(moto.dynamodb, table)
-    body = os.urandom(600)
-    for n in range(300):
-        moto.dynamodb.put_item(TableName=table, Item=to_item({"pk": f"repo#{n % 10}", "sk": f"m#{n}", "body": body}))
-    stored = 300 * (len(body) + 20)
+    stored = small_registry(moto.dynamodb, table)
     before = resident_bytes(server.process.pid)
-    for n in range(400):
-        counted = {"Update": {"TableName": table, "Key": to_item({"pk": f"blob#{n % 50}", "sk": "blob"}),
-                              "UpdateExpression": "ADD refs :one", "ExpressionAttributeValues": to_item({":one": 1})}}
-        # Every other transaction is cancelled by its condition (the item exists): moto's rollback.
-        fresh = {"Put": {"TableName": table, "Item": to_item({"pk": "upload", "sk": str(n % 7)})}}
-        if n % 2:
-            fresh["Put"]["ConditionExpression"] = "attribute_not_exists(pk)"
-        with contextlib.suppress(moto.dynamodb.exceptions.TransactionCanceledException):
-            moto.dynamodb.transact_write_items(TransactItems=[counted, fresh])
+    transactions(moto.dynamodb, table, 400)
     grown = resident_bytes(server.process.pid) - before
     assert grown < 32 * MiB + 16 * stored, f"{grown / MiB:.0f} MiB more after 400 transactions"
 
