@@ -1,35 +1,30 @@
-"""`berth fsck` against a stage's table and bucket (here: moto's): clean after real pushes,
-read-only without --repair, and with it mends what can be mended and names what cannot."""
+"""`berth fsck` and `berth gc` against a stage's table and bucket (here: moto's): fsck is clean
+after real pushes, read-only without --repair, and with it mends what can be mended and names
+what cannot; gc says what its purge did when the collection is busy."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from berth.cli import main
 from chalicelib.storage.dynamo import tag_sk
 from chalicelib.storage.table import from_item, to_item
-from tests.api.lifecycle_support import Lab
+from tests.api.lifecycle_support import Lab, berth
 from tests.helpers import MiB, digest_of, push_chunked, start_upload
 
 REPO = "team/app"
 
 
 @pytest.fixture
-def lab(registry: Any, aws: Any, client: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
-    saved = dict(os.environ)  # the commands take their settings through the environment
-    yield Lab(registry, aws, client, monkeypatch)
-    os.environ.clear()
-    os.environ.update(saved)
+def lab(command_lab: Lab) -> Lab:
+    return command_lab
 
 
 def fsck(lab: Lab, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    status = main(["fsck", *args, "--table", lab.table, "--bucket", lab.bucket, "--region", "us-east-1"])
-    return status, capsys.readouterr().out
+    return berth(lab, capsys, "fsck", *args)
 
 
 def everything(lab: Lab) -> tuple[list[dict[str, Any]], list[str]]:
@@ -101,3 +96,16 @@ def test_a_link_lost_from_a_tagged_manifest_is_linked_again(lab: Lab, capsys: py
     assert status == 0, out
     assert "unlinked-blob" in out and "after repair: clean" in out
     lab.pulls_exactly(REPO, "1", body)
+
+
+def test_gc_reports_the_purge_it_did_when_the_collection_is_busy(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    location = start_upload(lab.client, REPO)
+    assert lab.client.patch(location, body=b"abandoned").status == 202
+    lab.backdate(f"upload#{location.rsplit('/', 1)[1]}", "upload", 2, "updated")
+    now = int(lab.clock())
+    lab.jobs.store.claim("the scheduled one", now, now + 600)
+    status, out = berth(lab, capsys, "gc", "--upload-max-age-hours", "1")
+    assert status == 1
+    assert out.splitlines()[-1] == ("freed: 1 abandoned uploads (9 bytes); nothing collected: another collection "
+                                    "is running (the scheduled one?); try again later")
+    assert [u for u in lab.jobs.store.scan(("upload#",)) for u in u[0]] == []
