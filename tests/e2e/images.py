@@ -9,7 +9,6 @@ import io
 import json
 import os
 import tarfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +56,10 @@ class Layout:
         (self.root / "blobs" / "sha256" / digest.removeprefix("sha256:")).write_bytes(data)
         return {"mediaType": media_type, "digest": digest, "size": len(data)}
 
-    def image(self, layer_sizes: list[int], arch: str = "amd64",
-              shared: Sequence[tuple[bytes, str]] = ()) -> Descriptor:
-        """An image of new random layers of `layer_sizes`, after the `shared` ones (from `layer`)."""
+    def image(self, layer_sizes: list[int], arch: str = "amd64") -> Descriptor:
         layers, diff_ids = [], []
-        for blob, diff_id in [*shared, *(layer(size) for size in layer_sizes)]:
+        for size in layer_sizes:
+            blob, diff_id = layer(size)
             layers.append(self.add_blob(blob, OCI_LAYER))
             diff_ids.append(diff_id)
         config = {"architecture": arch, "os": "linux", "config": {"Cmd": ["/bin/true"]},
