@@ -89,3 +89,15 @@ def client(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> ApiClient:
 
     monkeypatch.setattr(app_module, "registry", registry)
     return ApiClient(app_module.app)
+
+
+@pytest.fixture
+def command_lab(registry: Any, aws: Any, client: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A Lab for tests that run `berth` commands, which take their settings through the
+    environment: it is restored after."""
+    from tests.api.lifecycle_support import Lab
+
+    saved = dict(os.environ)
+    yield Lab(registry, aws, client, monkeypatch)
+    os.environ.clear()
+    os.environ.update(saved)
