@@ -1,4 +1,5 @@
-"""The figures issue 7 sets goals for, and whether this run met them. Printed, never asserted."""
+"""The figures issue 7 sets goals for (the chunked path's as issue 14 restated it), and whether
+this run met them. Printed, never asserted."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.coldstart import ColdStart
-from bench.operations import OperationResult
+from bench.floor import floor
+from bench.operations import CHUNK, OperationResult
 
 
 @dataclass(frozen=True)
@@ -19,7 +21,7 @@ class Goal:
     note: str = ""  # printed beside a miss: what bounds the figure
 
     def text(self) -> str:
-        limit = f"{self.limit:g}" if self.unit != "x" else f"{self.limit:.1f}"
+        limit = f"{self.limit:g}" if self.unit != "x" else f"{self.limit:.2f}"
         return f"<= {limit} {self.unit}".rstrip()
 
 
@@ -29,8 +31,9 @@ GOALS: tuple[Goal, ...] = (
     Goal("blob_head_calls", "blob HEAD", 1, "AWS calls"),
     Goal("pull_calls", "pull of a 3-layer image", 5, "AWS calls"),
     Goal("push_calls", "push of a 3-layer image", 30, "AWS calls"),
-    Goal("chunked_written", "S3 bytes written per byte pushed, multipart (chunked) path", 1.0, "x",
-         note="below the floor for chunks one request can carry (see below)"),
+    # What the platform allows: no arrangement of pieces and parts writes less for these chunks.
+    Goal("chunked_written", "S3 bytes written per byte pushed, multipart (chunked) path", floor(CHUNK), "x",
+         note="the floor bench/floor.py proves for these chunks on a long upload"),
     Goal("direct_written", "S3 bytes written per byte pushed, direct path", 1.0, "x"),
     Goal("cold_import_ms", "cold import of the handler module (median)", 150, "ms"),
 )

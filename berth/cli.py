@@ -10,6 +10,7 @@ import pkgutil
 import sys
 
 import berth.commands
+from berth.target import explain
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +28,15 @@ def main(argv: list[str] | None = None) -> int:
     if extra and not getattr(args, "passthrough", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
-    return int(args.run(args) or 0)
+    try:
+        return int(args.run(args) or 0)
+    except Exception as error:
+        # Trouble reaching the registry's AWS is the user's to fix: say what, not a traceback.
+        explained = explain(error)
+        if explained is None:
+            raise
+        print(f"berth: {explained}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

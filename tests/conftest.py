@@ -20,6 +20,7 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
 from moto import mock_aws  # noqa: E402
 
+from berth.local import motoguard  # noqa: E402
 from berth.local.apigateway import GatewayResponse, invoke  # noqa: E402
 from berth.local.provision import provision  # noqa: E402
 from chalicelib.registry import Registry  # noqa: E402
@@ -32,7 +33,9 @@ REGION = "us-east-1"
 @pytest.fixture(scope="session")
 def aws() -> Iterator[AwsClients]:
     """One moto and one set of clients for the session (building clients costs ~0.3 s);
-    each test gets a bucket and table of its own instead."""
+    each test gets a bucket and table of its own instead. moto is made safe under concurrency
+    as in the local mode."""
+    motoguard.install()
     with mock_aws():
         yield AwsClients(REGION)
 
@@ -92,3 +95,15 @@ def client(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> ApiClient:
 
     monkeypatch.setattr(app_module, "registry", registry)
     return ApiClient(app_module.app)
+
+
+@pytest.fixture
+def command_lab(registry: Any, aws: Any, client: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A Lab for tests that run `berth` commands, which take their settings through the
+    environment: it is restored after."""
+    from tests.api.lifecycle_support import Lab
+
+    saved = dict(os.environ)
+    yield Lab(registry, aws, client, monkeypatch)
+    os.environ.clear()
+    os.environ.update(saved)

@@ -63,16 +63,19 @@ def run_gc(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"{verb}:")
     purged = jobs.purge(never, args.dry_run, notify)
+    uploads = f"{purged.uploads} abandoned uploads ({_bytes(purged.bytes)})"
     try:
         collector = jobs.collector(notify)
         if args.break_lease and not args.dry_run and not _break_lease(collector):
             return 1
         run = collector.dry_run() if args.dry_run else collector.run(never)
     except Busy:
-        print("berth: another collection is running (the scheduled one?); try again later")
+        # The purge has run all the same: say what it did.
+        print(f"{verb}: {uploads}; nothing collected: another collection is running (the scheduled one?); "
+              "try again later")
         return 1
     pieces = f", {purged.pieces} orphaned pieces ({_bytes(purged.piece_bytes)})" if purged.pieces else ""
-    print(f"{verb}: {purged.uploads} abandoned uploads ({_bytes(purged.bytes)}){pieces}, {run.tags} tags, "
+    print(f"{verb}: {uploads}{pieces}, {run.tags} tags, "
           f"{run.manifests} manifests, {run.blobs} blobs ({_bytes(run.bytes)}); "
           f"{_bytes(purged.bytes + purged.piece_bytes + run.bytes)} in all")
     return 0

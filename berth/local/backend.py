@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from moto.server import ThreadedMotoServer
 
+from berth.local import motoguard
 from berth.local.provision import provision, provision_verify_queue
 
 REGION = "us-east-1"
@@ -60,6 +61,7 @@ def cache_rules() -> str:
 def start(port: int = 0) -> Backend:
     """Start moto on 127.0.0.1 (a free port when 0), point the environment at it, create the
     bucket and table."""
+    motoguard.install()  # before moto answers anything: it loses writes under concurrency otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, bound = server.get_host_and_port()

@@ -110,8 +110,7 @@ class HousekeepingStore(MetadataStore):
 
     def scan(self, prefixes: tuple[str, ...], start: dict[str, str] | None = None,
              page_size: int = 500) -> Iterator[tuple[list[dict[str, Any]], dict[str, str] | None]]:
-        """Pages of the items whose `pk` starts with one of `prefixes`, each with the position
-        after it (None after the last page), from which a later scan can resume."""
+        """Table._scan of what the jobs look at."""
         return self._scan(prefixes, _SCANNED, start, page_size)
 
     def repositories(self, after: str | None = None) -> Iterator[str]:

@@ -129,6 +129,18 @@ class BlobStore:
         folders = page.get("CommonPrefixes", [])
         return str(folders[0]["Prefix"]) if folders else None
 
+    def objects(self, prefix: str) -> Iterator[tuple[str, int, float]]:
+        """(key, size, last modified in epoch seconds) of every object under `prefix`."""
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            for found in page.get("Contents", []):
+                yield found["Key"], int(found["Size"]), found["LastModified"].timestamp()
+
+    def multipart_uploads(self, prefix: str) -> Iterator[tuple[str, str, float]]:
+        """(key, upload id, initiated in epoch seconds) of every open multipart upload under `prefix`."""
+        for page in self._s3.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix):
+            for found in page.get("Uploads", []):
+                yield found["Key"], found["UploadId"], found["Initiated"].timestamp()
+
     def start_multipart(self, key: str) -> str:
         return self._s3.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -132,20 +132,22 @@ class Table:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def _scan(self, prefixes: tuple[str, ...], projection: tuple[str, ...], start: dict[str, str] | None,
-              page_size: int) -> Iterator[tuple[list[dict[str, Any]], dict[str, str] | None]]:
-        """Pages of the items whose `pk` starts with one of `prefixes` (only the `projection`
-        attributes), each with the position after it (None after the last page), from which a
-        later scan can resume."""
+    def _scan(self, prefixes: tuple[str, ...], attributes: Sequence[str] | None = None,
+              start: dict[str, str] | None = None,
+              page_size: int = 500) -> Iterator[tuple[list[dict[str, Any]], dict[str, str] | None]]:
+        """Pages of the items whose `pk` starts with one of `prefixes` (only `attributes` of
+        each, or all), each with the position after it (None after the last page), from which
+        a later scan can resume."""
         values = {f":p{i}": p for i, p in enumerate(prefixes)}
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "Limit": page_size,
             "FilterExpression": " OR ".join(f"begins_with(pk, {name})" for name in values),
-            "ProjectionExpression": ", ".join(f"#{name}" for name in projection),
-            "ExpressionAttributeNames": {f"#{name}": name for name in projection},
             "ExpressionAttributeValues": to_item(values),
         }
+        if attributes:
+            kwargs["ProjectionExpression"] = ", ".join(f"#{name}" for name in attributes)
+            kwargs["ExpressionAttributeNames"] = {f"#{name}": name for name in attributes}
         if start:
             kwargs["ExclusiveStartKey"] = to_item(start)
         while True:

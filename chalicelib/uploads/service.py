@@ -7,8 +7,9 @@ the object stays where the upload wrote it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import NoReturn
 
 from chalicelib.digest import resumable
@@ -99,11 +100,12 @@ class Uploads:
             return None
         hash_state = self._hashed(fresh, data)
         piece = Piece(fresh.piece_key(0, _sha256(hash_state, data)), len(data))
-        self._blobs.put(piece.key, data)
         new = fresh.with_piece(piece, hash_state)
-        if self._meta.commit_upload(new, expected_offset=0):
+        with self._unwritten_on_failure(fresh, new, started=False):
+            self._blobs.put(piece.key, data)
+        if self._commit(new, expected_offset=0):
             return new
-        self._blobs.delete([piece.key])
+        self._unwrite(fresh, new, started=False)
         return None
 
     def append(self, state: UploadState, data: bytes, start: int | None = None) -> UploadState:
@@ -119,21 +121,56 @@ class Uploads:
             except MissingObject:
                 # Another request changed the upload first: folded the pieces into a part, or finished it.
                 raise self._changed(state, self.current(state.uuid)) from None
-            if not self._meta.commit_upload(new, expected_offset=state.offset):
-                if started:
-                    self._blobs.abort_multipart(state.object_key, new.multipart_id or "")
-                self._blobs.delete([p.key for p in new.pieces])  # the tail it held back
+            if not self._commit(new, expected_offset=state.offset):
+                self._unwrite(state, new, started)
                 raise self._changed(state, self.current(state.uuid))
             self._blobs.delete([p.key for p in state.pieces])
             return new
         first = _sha256(hash_state, data) if state.offset == 0 else None
-        piece = Piece(state.piece_key(state.offset, first), len(data))
-        self._blobs.put(piece.key, data)
-        new = state.with_piece(piece, hash_state)
-        if not self._meta.commit_upload(new, expected_offset=state.offset):
-            self._blobs.delete([piece.key])
+        new = state.with_piece(Piece(state.piece_key(state.offset, first), len(data)), hash_state)
+        with self._unwritten_on_failure(state, new, started=False):
+            self._blobs.put(new.pieces[-1].key, data)
+        if not self._commit(new, expected_offset=state.offset):
+            self._unwrite(state, new, started=False)
             raise self._changed(state, self.current(state.uuid))
         return new
+
+    def _commit(self, new: UploadState, expected_offset: int) -> bool:
+        """Commit a chunk's state; False when another request moved the upload first. A write
+        whose answer was lost may have landed, and botocore's retry of one that did fails its
+        own condition: the record then holds exactly `new` (piece keys and part numbers are
+        unique to this request), and that is a commit."""
+        try:
+            if self._meta.commit_upload(new, expected_offset=expected_offset):
+                return True
+        except Exception:
+            if self._holds(new):
+                return True
+            raise
+        return self._holds(new)
+
+    def _holds(self, new: UploadState) -> bool:
+        current = self._meta.get_upload(new.uuid)
+        return current is not None and (current.offset, current.multipart_id, current.parts, current.pieces) == \
+            (new.offset, new.multipart_id, new.parts, new.pieces)
+
+    def _unwrite(self, state: UploadState, new: UploadState, started: bool) -> None:
+        """Remove what a request wrote towards `new`, which no record names: the pieces new
+        since `state`, and the multipart upload if it `started` it."""
+        if started and new.multipart_id:
+            self._blobs.abort_multipart(state.object_key, new.multipart_id)
+        self._blobs.delete([p.key for p in new.pieces if p not in state.pieces])
+
+    @contextlib.contextmanager
+    def _unwritten_on_failure(self, state: UploadState, new: UploadState, started: bool) -> Iterator[None]:
+        """Writes before the commit that fail (or whose answer is lost) are undone, all of them:
+        until the commit nothing names them. The failure is what the client hears about."""
+        try:
+            yield
+        except Exception:
+            with contextlib.suppress(Exception):
+                self._unwrite(state, new, started)
+            raise
 
     def _out_of_order(self, state: UploadState) -> RegistryError:
         return RegistryError(
@@ -166,13 +203,15 @@ class Uploads:
         body = self._tail_with(state, data[:cut])
         number = self._part_number(state)  # before starting a multipart upload that could be orphaned
         multipart_id = state.multipart_id or self._blobs.start_multipart(state.object_key)
-        self._blobs.upload_part(state.object_key, multipart_id, number, body)
         new = state.with_part(multipart_id, number, cut, hash_state)
         if cut < len(data):
-            held = Piece(new.piece_key(new.offset), len(data) - cut)
-            self._blobs.put(held.key, data[cut:])
-            new = new.with_piece(held, hash_state)
-        return new, state.multipart_id is None
+            new = new.with_piece(Piece(new.piece_key(new.offset), len(data) - cut), hash_state)
+        started = state.multipart_id is None
+        with self._unwritten_on_failure(state, new, started):
+            self._blobs.upload_part(state.object_key, multipart_id, number, body)
+            if cut < len(data):
+                self._blobs.put(new.pieces[0].key, data[cut:])
+        return new, started
 
     def _part_number(self, state: UploadState) -> int:
         number = self._meta.next_part_number(state.uuid)
@@ -219,7 +258,7 @@ class Uploads:
                  surplus: list[str]) -> BlobRecord:
         """Record the assembled blob, or link the copy a concurrent push stored first."""
         for _ in range(_PROMOTE_ATTEMPTS):
-            outcome = self._meta.promote(state.repo, blob, upload)
+            outcome = self._promote_once(state, blob, upload)
             if outcome == "created":
                 self._blobs.delete(surplus)
                 return blob
@@ -236,6 +275,17 @@ class Uploads:
                 ours = [blob.key] + surplus if stored is None or stored.key != blob.key else []
                 return self._lost(state, blob.digest, ours)
         raise RuntimeError(f"blob {blob.digest} kept being collected while pushed")
+
+    def _promote_once(self, state: UploadState, blob: BlobRecord, upload: UploadState | None) -> str:
+        try:
+            return self._meta.promote(state.repo, blob, upload)
+        except Exception:
+            # Its answer may be what was lost: our copy recorded, the upload retired, is ours.
+            stored = self._meta.get_blob(blob.digest)
+            if stored is not None and stored.key == blob.key and (
+                    upload is None or self._meta.get_upload(upload.uuid) is None):
+                return "created"
+            raise
 
     def _lost(self, state: UploadState, digest: str, ours: Sequence[str] = ()) -> BlobRecord:
         """A finish working from `state` found the upload changed under it: what a concurrent

@@ -232,3 +232,11 @@ class Lab:
 
 def error_code(response: Any) -> str:
     return str(response.json()["errors"][0]["code"])
+
+
+def berth(lab: Lab, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """`berth ARGS` on the lab's table and bucket: its exit status and what it printed."""
+    from berth.cli import main
+
+    status = main([*args, "--table", lab.table, "--bucket", lab.bucket, "--region", "us-east-1"])
+    return status, capsys.readouterr().out

@@ -4,31 +4,20 @@ against a stage's table and bucket (here: moto's)."""
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from berth.cli import build_parser, main
-from tests.api.lifecycle_support import Lab
+from berth.cli import build_parser
+from tests.api.lifecycle_support import Lab, berth
 from tests.helpers import digest_of
 
 REPO = "team/app"
 
 
 @pytest.fixture
-def lab(registry: Any, aws: Any, client: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
-    saved = dict(os.environ)  # the commands take their settings through the environment
-    yield Lab(registry, aws, client, monkeypatch)
-    os.environ.clear()
-    os.environ.update(saved)
-
-
-def berth(lab: Lab, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    status = main([*args, "--table", lab.table, "--bucket", lab.bucket, "--region", "us-east-1"])
-    return status, capsys.readouterr().out
+def lab(command_lab: Lab) -> Lab:
+    return command_lab
 
 
 def test_gc_and_stats_are_commands() -> None:
