@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.storage.dynamo import tag_sk
+from chalicelib.storage.keys import tag_sk
 from chalicelib.storage.table import from_item, to_item
 from tests.api.lifecycle_support import Lab, berth
 from tests.helpers import MiB, digest_of, push_chunked, start_upload
@@ -101,7 +101,7 @@ def test_a_link_lost_from_a_tagged_manifest_is_linked_again(lab: Lab, capsys: py
 def test_gc_reports_the_purge_it_did_when_the_collection_is_busy(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
     location = start_upload(lab.client, REPO)
     assert lab.client.patch(location, body=b"abandoned").status == 202
-    lab.backdate(f"upload#{location.rsplit('/', 1)[1]}", "upload", 2, "updated")
+    lab.backdate(f"upload#{location.rsplit('/', 1)[1]}", "upload", 2, "touched")
     now = int(lab.clock())
     lab.jobs.store.claim("the scheduled one", now, now + 600)
     status, out = berth(lab, capsys, "gc", "--upload-max-age-hours", "1")

@@ -377,16 +377,12 @@ PIECE_LEAK = ("issue 14 point 6 (14b): a chunk whose commit fails leaves the pie
 MULTIPART_LEAK = ("issue 14 point 6 (14b): a CreateMultipartUpload whose answer is lost (or which botocore sends "
                   "again) leaves a multipart upload whose id the registry never learnt; deployed, only the bucket's "
                   "AbortIncompleteMultipartUpload rule (7 days) removes it, and the local mode has none")
-DIRECT_STUCK = ("chalicelib/uploads/direct.py (issue 11, main): when the commit of phase 'verifying' lands but its "
-                "answer is lost, the finish fails before completing the multipart upload; the client's repeated "
-                "finish then answers 202 'pending' for an object S3 never completes, so the blob never appears")
 # Where each known leak starts: the call that fails (any other is a new leak).
 COMMITS_AND_TIDYING = ("dynamodb.UpdateItem", "s3.DeleteObject", "s3.DeleteObjects")
 LEAKS = {("chunked-upload", "before"): (PIECE_LEAK, COMMITS_AND_TIDYING),
          ("chunked-upload", "after"): (MULTIPART_LEAK, ("s3.CreateMultipartUpload",)),
-         ("chunked-upload", "retried"): (MULTIPART_LEAK, ("s3.CreateMultipartUpload",)),
-         ("finish", "before"): (PIECE_LEAK, COMMITS_AND_TIDYING)}
-BREAKS = {("direct-finish", "after"): DIRECT_STUCK}
+         ("chunked-upload", "retried"): (MULTIPART_LEAK, ("s3.CreateMultipartUpload",))}
+BREAKS: dict[tuple[str, str], str] = {}
 
 
 def known(found: dict[tuple[str, str], str]) -> list[Any]:
