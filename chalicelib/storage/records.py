@@ -60,6 +60,7 @@ class Direct:
     phase: str = "open"  # open -> verifying -> (promoted, record gone) | failed
     digest: str | None = None  # what the finish claimed; checked by the verifier
     etag: str | None = None  # the completed object's, once verifying: every read takes only that object
+    claim: str | None = None  # which finish moved it to verifying (a retried write knows its own)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ hands the object to the verifier. Lambda carries none of the bytes."""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import replace
 from typing import Any
 
@@ -90,7 +91,8 @@ class DirectUploads:
         if problems:
             raise RegistryError(Oci.BLOB_UPLOAD_INVALID, "not every part is uploaded as planned", detail=problems)
         assert state.direct is not None
-        verifying = replace(state, direct=replace(state.direct, phase="verifying", digest=str(digest)),
+        verifying = replace(state, direct=replace(state.direct, phase="verifying", digest=str(digest),
+                                                   claim=secrets.token_hex(8)),
                             hash_state=resumable.ResumableSha256().state() if resumable.available() else None)
         # Recorded before the object exists, so the verifier S3 wakes for finds its digest; and
         # only out of "open", so that of racing finishes one alone completes the object.
