@@ -96,7 +96,7 @@ class DirectUploads:
                             hash_state=resumable.ResumableSha256().state() if resumable.available() else None)
         # Recorded before the object exists, so the verifier S3 wakes for finds its digest; and
         # only out of "open", so that of racing finishes one alone completes the object.
-        if not self._claimed(verifying, expected_offset=state.offset):
+        if not self._uploads.commit(verifying, expected_offset=state.offset, from_phase="open"):
             raise RegistryError(Oci.BLOB_UPLOAD_UNKNOWN, detail={"uuid": state.uuid})
         etag = self._complete(state, verifying, {n: etag for n, (etag, _) in uploaded.items()})
         # Parts named by ETag are the ones checked; S3's own count of the object's bytes says so.
@@ -106,23 +106,6 @@ class DirectUploads:
             raise RegistryError(Oci.SIZE_INVALID, "the completed object is not of the declared size",
                                 detail={"declared": state.direct.size, "stored": completed and completed[1]})
         return verifying
-
-    def _claimed(self, verifying: UploadState, expected_offset: int) -> bool:
-        """Move the upload to "verifying"; False when another request moved it first. A write
-        whose answer was lost may have landed, and botocore's retry of one that did fails its
-        own condition: the record then holds exactly this claim, and the finish goes on."""
-        try:
-            if self._meta.commit_upload(verifying, expected_offset=expected_offset, from_phase="open"):
-                return True
-        except Exception:
-            if self._holds(verifying):
-                return True
-            raise
-        return self._holds(verifying)
-
-    def _holds(self, verifying: UploadState) -> bool:
-        current = self._uploads.current(verifying.uuid)
-        return current is not None and current.offset == verifying.offset and current.direct == verifying.direct
 
     def _held(self, state: UploadState) -> dict[int, tuple[str, int]]:
         """The parts S3 holds; none at all once the multipart upload is over (completed by a

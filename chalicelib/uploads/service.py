@@ -103,7 +103,7 @@ class Uploads:
         new = fresh.with_piece(piece, hash_state)
         with self._unwritten_on_failure(fresh, new, started=False):
             self._blobs.put(piece.key, data)
-        if self._commit(new, expected_offset=0):
+        if self.commit(new, expected_offset=0):
             return new
         self._unwrite(fresh, new, started=False)
         return None
@@ -121,7 +121,7 @@ class Uploads:
             except MissingObject:
                 # Another request changed the upload first: folded the pieces into a part, or finished it.
                 raise self._changed(state, self.current(state.uuid)) from None
-            if not self._commit(new, expected_offset=state.offset):
+            if not self.commit(new, expected_offset=state.offset):
                 self._unwrite(state, new, started)
                 raise self._changed(state, self.current(state.uuid))
             self._blobs.delete([p.key for p in state.pieces])
@@ -130,18 +130,19 @@ class Uploads:
         new = state.with_piece(Piece(state.piece_key(state.offset, first), len(data)), hash_state)
         with self._unwritten_on_failure(state, new, started=False):
             self._blobs.put(new.pieces[-1].key, data)
-        if not self._commit(new, expected_offset=state.offset):
+        if not self.commit(new, expected_offset=state.offset):
             self._unwrite(state, new, started=False)
             raise self._changed(state, self.current(state.uuid))
         return new
 
-    def _commit(self, new: UploadState, expected_offset: int) -> bool:
-        """Commit a chunk's state; False when another request moved the upload first. A write
-        whose answer was lost may have landed, and botocore's retry of one that did fails its
-        own condition: the record then holds exactly `new` (piece keys and part numbers are
-        unique to this request), and that is a commit."""
+    def commit(self, new: UploadState, expected_offset: int, from_phase: str | None = None) -> bool:
+        """Commit an upload's new state (a chunk's, or a direct upload's claim of a phase);
+        False when another request moved the upload first. A write whose answer was lost may
+        have landed, and botocore's retry of one that did fails its own condition: the record
+        then holds exactly `new` (piece keys, part numbers and a direct claim are unique to
+        the request that made them), and that is a commit."""
         try:
-            if self._meta.commit_upload(new, expected_offset=expected_offset):
+            if self._meta.commit_upload(new, expected_offset=expected_offset, from_phase=from_phase):
                 return True
         except Exception:
             if self._holds(new):
@@ -151,8 +152,9 @@ class Uploads:
 
     def _holds(self, new: UploadState) -> bool:
         current = self._meta.get_upload(new.uuid)
-        return current is not None and (current.offset, current.multipart_id, current.parts, current.pieces) == \
-            (new.offset, new.multipart_id, new.parts, new.pieces)
+        return current is not None and \
+            (current.offset, current.multipart_id, current.parts, current.pieces, current.direct) == \
+            (new.offset, new.multipart_id, new.parts, new.pieces, new.direct)
 
     def _unwrite(self, state: UploadState, new: UploadState, started: bool) -> None:
         """Remove what a request wrote towards `new`, which no record names: the pieces new

@@ -308,11 +308,11 @@ def test_a_chunk_retried_after_a_crash_is_neither_lost_nor_doubled(
     real_commit = registry.meta.commit_upload
     calls = {"n": 0}
 
-    def crash_once(state: Any, expected_offset: int) -> bool:
+    def crash_once(state: Any, expected_offset: int, **how: Any) -> bool:
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("Lambda timed out after writing to S3")
-        return real_commit(state, expected_offset)
+        return real_commit(state, expected_offset, **how)
 
     monkeypatch.setattr(registry.meta, "commit_upload", crash_once)
     chunk = data[3 * MiB :]
