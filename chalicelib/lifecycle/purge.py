@@ -19,7 +19,7 @@ from chalicelib.storage.housekeeping import HousekeepingStore
 from chalicelib.storage.s3 import BlobStore
 from chalicelib.storage.uploads import upload_record
 from chalicelib.uploads.service import Uploads
-from chalicelib.uploads.state import PIECES_PREFIX, UploadState, hour_start, parse_piece_key, piece_hour
+from chalicelib.uploads.state import PIECES_PREFIX, UploadState, parse_piece_key, piece_hour
 
 # An hour's pieces are swept once every request that could still write into it has ended (a
 # Lambda runs 15 minutes at most) and every commit has landed: an hour after it ends.
@@ -64,17 +64,19 @@ def sweep_pieces(store: HousekeepingStore, blobs: BlobStore, now: int, should_st
     else is under an hour, once that hour is past, was written by a request that died before
     its commit (or before removing what it no longer needed)."""
     last, until = store.pieces_swept(), piece_hour(now - PIECE_SWEEP_LAG)
-    if last is not None:
-        hour = piece_hour(hour_start(last) + HOUR)
-    else:  # never swept: from the first hour there is
-        first = blobs.first_folder(PIECES_PREFIX)
-        if first is None:
-            return True
-        hour = first[len(PIECES_PREFIX):].rstrip("/")
-    while hour <= until:
+    if last is not None and last >= until:
+        return True  # swept up to the last hour that can be
+    # The hours that have pieces, listed as folders: a registry idle for a month costs one
+    # listing here, not one per hour.
+    for folder in blobs.folders(PIECES_PREFIX, after=f"{PIECES_PREFIX}{last}/" if last else PIECES_PREFIX):
+        hour = folder[len(PIECES_PREFIX):].rstrip("/")
+        if last is not None and hour <= last:  # the swept hour's own keys sort after its name
+            continue
+        if hour > until:
+            break
         if should_stop():
             return False
-        for page in blobs.listing(f"{PIECES_PREFIX}{hour}/"):
+        for page in blobs.listing(folder):
             owners = {key: (name.uuid, name.digest) for key, _ in page if (name := parse_piece_key(key))}
             named = store.named(owners)
             orphans = [(key, size) for key, size in page if key in owners and key not in named]
@@ -86,5 +88,6 @@ def sweep_pieces(store: HousekeepingStore, blobs: BlobStore, now: int, should_st
                 notify(f"piece {key} ({size} bytes), written by a request that died")
         if not dry_run:
             store.mark_pieces_swept(hour)
-        hour = piece_hour(hour_start(hour) + HOUR)
+    if not dry_run and (last is None or last < until):
+        store.mark_pieces_swept(until)  # no request writes into an hour this old any more
     return True

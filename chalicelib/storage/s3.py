@@ -123,11 +123,14 @@ class BlobStore:
                 return
             kwargs["ContinuationToken"] = page["NextContinuationToken"]
 
-    def first_folder(self, prefix: str) -> str | None:
-        """The first "folder" (key part up to the next `/`) under `prefix`, in key order."""
-        page = self._s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix, Delimiter="/", MaxKeys=1)
-        folders = page.get("CommonPrefixes", [])
-        return str(folders[0]["Prefix"]) if folders else None
+    def folders(self, prefix: str, after: str) -> Iterator[str]:
+        """The "folders" (key parts up to the next `/`) under `prefix` that sort after `after`,
+        in key order."""
+        pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/",
+                                                                   StartAfter=after)
+        for page in pages:
+            for folder in page.get("CommonPrefixes", []):
+                yield str(folder["Prefix"])
 
     def objects(self, prefix: str) -> Iterator[tuple[str, int, float]]:
         """(key, size, last modified in epoch seconds) of every object under `prefix`."""
