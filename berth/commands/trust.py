@@ -9,7 +9,7 @@ from typing import Any
 
 from berth import target
 from chalicelib.auth.federation import AWS, OIDC, TrustRule, check_oidc_rule, check_principal
-from chalicelib.auth.permissions import Grant, normalise_actions
+from chalicelib.auth.permissions import describe, parse_grant
 from chalicelib.storage.clients import AwsClients
 from chalicelib.storage.trust import TrustStore
 
@@ -48,26 +48,24 @@ def _store(args: argparse.Namespace) -> TrustStore:
     return TrustStore(AwsClients(settings.region), settings.table)
 
 
-def _pairs(texts: list[str], what: str) -> list[tuple[str, str]]:
+def _claims(texts: list[str]) -> list[tuple[str, str]]:
     pairs = []
     for text in texts:
-        left, sep, right = text.partition("=") if what == "--claim" else text.rpartition("=")
+        left, sep, right = text.partition("=")
         if not sep or not left or not right:
-            raise ValueError(f"{what} wants {'NAME=PATTERN' if what == '--claim' else 'PATTERN=ACTIONS'}, "
-                             f"not {text!r}")
+            raise ValueError(f"--claim wants NAME=PATTERN, not {text!r}")
         pairs.append((left, right))
     return pairs
 
 
 def _rule(args: argparse.Namespace) -> TrustRule:
-    grants = [Grant(pattern, normalise_actions(actions.split(","))) for pattern, actions in
-              _pairs(args.grant, "--grant")]
+    grants = [parse_grant(text) for text in args.grant]
     if args.aws_principal:
         if args.issuer or args.audience or args.claim:
             raise ValueError("a rule is either OIDC (--issuer, --audience, --claim) or AWS (--aws-principal)")
         check_principal(args.aws_principal)
         return TrustRule("", AWS, grants, principal=args.aws_principal, description=args.description)
-    conditions = dict(_pairs(args.claim, "--claim"))
+    conditions = dict(_claims(args.claim))
     check_oidc_rule(args.issuer or "", args.audience or "", conditions)
     return TrustRule("", OIDC, grants, issuer=args.issuer, audience=args.audience, conditions=conditions,
                      description=args.description)
@@ -90,8 +88,7 @@ def add_rule(args: argparse.Namespace) -> int:
 
 def list_rules(args: argparse.Namespace) -> int:
     for rule in _store(args).rules():
-        grants = ", ".join(f"{g.pattern}={','.join(sorted(g.actions))}" for g in rule.grants)
-        print(f"{rule.id}\t{rule.describe()}\t{grants}\t{rule.description}".rstrip())
+        print(f"{rule.id}\t{rule.describe()}\t{describe(rule.grants)}\t{rule.description}".rstrip())
     return 0
 
 

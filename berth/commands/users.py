@@ -10,7 +10,7 @@ from typing import Any
 
 from berth import target
 from chalicelib.auth.keyless import KeylessLogin
-from chalicelib.auth.permissions import check_pattern, normalise_actions
+from chalicelib.auth.permissions import check_pattern, describe, normalise_actions, parse_grant
 from chalicelib.auth.secrets import hash_password, new_ci_token
 from chalicelib.naming import check_name
 from chalicelib.storage.accounts import ANONYMOUS, AccountStore, TokenRecord
@@ -98,20 +98,15 @@ def add_user(args: argparse.Namespace) -> int:
         return _fail(f"'{ANONYMOUS}' is not a user; grant to it directly")
     if KeylessLogin.handles(name):
         return _fail(f"'{name}' is the user name of keyless logins; see `berth trust`")
-    grants = []
-    for text in args.grant:
-        pattern, sep, actions = text.rpartition("=")
-        if not sep or not pattern:
-            return _fail(f"--grant wants PATTERN=ACTIONS, not {text!r}")
-        try:
-            grants.append((check_pattern(pattern), normalise_actions(actions.split(","))))
-        except ValueError as error:
-            return _fail(str(error))
+    try:
+        grants = [parse_grant(text) for text in args.grant]
+    except ValueError as error:
+        return _fail(str(error))
     accounts = _accounts(args)
     if not accounts.add_user(name, hash_password(_read_password(args))):
         return _fail(f"user {name} exists")
-    for pattern, actions in grants:
-        accounts.grant(name, pattern, actions)
+    for grant in grants:
+        accounts.grant(name, grant.pattern, grant.actions)
     print(f"added {name}")
     return 0
 
@@ -132,7 +127,7 @@ def remove_user(args: argparse.Namespace) -> int:
 
 def list_users(args: argparse.Namespace) -> int:
     for user in _accounts(args).list_users():
-        grants = ", ".join(f"{g.pattern}={','.join(sorted(g.actions))}" for g in user.grants) or "(no grants)"
+        grants = describe(user.grants) or "(no grants)"
         print(f"{user.name}\t{grants}")
     return 0
 

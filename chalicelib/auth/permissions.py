@@ -73,6 +73,19 @@ class Scope:
 CATALOG = Scope("registry", "catalog", (ALL,))
 
 
+def parse_grant(text: str) -> Grant:
+    """A grant as the commands take it, `PATTERN=ACTIONS` (`team/*=pull,push`)."""
+    pattern, sep, actions = text.rpartition("=")
+    if not sep or not pattern:
+        raise ValueError(f"a grant is PATTERN=ACTIONS, not {text[:80]!r}")
+    return Grant(check_pattern(pattern), normalise_actions(actions.split(",")))
+
+
+def describe(grants: list[Grant]) -> str:
+    """Grants as the commands print them, the form `parse_grant` reads."""
+    return ", ".join(f"{g.pattern}={','.join(sorted(g.actions))}" for g in grants)
+
+
 def normalise_actions(actions: list[str] | tuple[str, ...]) -> frozenset[str]:
     """`*` stands for every action; unknown actions are refused by name."""
     unknown = set(actions) - set(ACTIONS) - {ALL}

@@ -140,6 +140,9 @@ def test_berth_login_without_check_writes_both_files(tmp_path: Path) -> None:
     (["--aws-principal", "arn:aws:iam::*:role/ci"], "12-digit account"),
     (["--aws-principal", "arn:aws:iam::123456789012:role/ci", "--issuer", "https://x"], "either OIDC"),
     (["--aws-principal", "123456789012", "--grant", "team/app"], "PATTERN=ACTIONS"),
+    # Grant patterns as `berth user grant` takes them: `*` and `?`, nothing else.
+    (["--aws-principal", "123456789012", "--grant", "team/[!x]*=pull"], "wildcards"),
+    (["--aws-principal", "123456789012", "--grant", "team/app=fly"], "unknown action"),
 ])
 def test_berth_trust_add_refuses_rules_before_touching_the_registry(args: list[str], message: str) -> None:
     # No registry is running on this port: each refusal comes before any storage is reached.
