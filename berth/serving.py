@@ -151,6 +151,14 @@ class Handler(BaseHTTPRequestHandler):
     def do_request(self) -> None:
         raise NotImplementedError
 
+    def handle_one_request(self) -> None:
+        # A client may reset its connection at any point, say by closing it with our answer
+        # still unread: that ends the connection, it is not the server's error to report.
+        try:
+            super().handle_one_request()
+        except ConnectionError:
+            self.close_connection = True
+
     def parse_request(self) -> bool:
         if not super().parse_request():
             return False

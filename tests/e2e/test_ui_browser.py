@@ -22,7 +22,7 @@ import oras.client
 import oras.oci
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException
+from selenium.common.exceptions import NoSuchElementException, WebDriverException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
@@ -30,7 +30,6 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.e2e.conftest import Skopeo
@@ -163,11 +162,13 @@ def screenshot(driver: WebDriver, shots: Path, name: str, height: int | None = N
 
 def go(driver: WebDriver, action: Callable[[], object]) -> None:
     """Do what loads a new page (a click, Enter in a form) and wait until it has loaded."""
-    old = driver.find_element(By.TAG_NAME, "html")
+    # A mark on the old page's window, gone once a new document has loaded. (Polling the old
+    # page's element for staleness, as Selenium's staleness_of does, can meet the document
+    # mid-swap, which chromedriver reports as an unknown error rather than staleness.)
+    driver.execute_script("window.berthOldPage = true")
     action()
-    wait = WebDriverWait(driver, 30)
-    wait.until(expected_conditions.staleness_of(old))
-    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+    WebDriverWait(driver, 30, ignored_exceptions=[WebDriverException]).until(
+        lambda d: d.execute_script("return !window.berthOldPage && document.readyState === 'complete'"))
 
 
 def heading(driver: WebDriver) -> str:

@@ -9,6 +9,7 @@ import json
 import os
 import select
 import socket
+import struct
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -200,6 +201,22 @@ def test_a_content_length_no_body_could_have_is_a_bad_request(server: LocalServe
     assert "Traceback" not in server.log()
     response, _ = call(server.connect(), "GET", "/v2/")
     assert response.status == 200
+
+
+def test_a_client_resetting_its_connection_ends_it_quietly(server: LocalServer) -> None:
+    """A client that closes with a response still unread resets the connection (as the test
+    helpers' own readiness probe did, now and then): the server ends that connection, with no
+    traceback, and goes on serving."""
+    before = len(server.log())
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(1)  # the answer has started; the rest stays unread
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+    response, _ = call(server.connect(), "GET", "/v2/")
+    assert response.status == 200
+    time.sleep(0.2)
+    assert "Traceback" not in server.log()[before:], server.log()[before:]
 
 
 def test_over_limit_body_is_refused_before_100_continue(server: LocalServer) -> None:
