@@ -114,7 +114,8 @@ def policies(grants: Grants) -> dict[str, dict[str, Any]]:
                              "sqs:SendMessage"], [grants.queue_arn]),
         ),
         # Reads idle uploads from the sweep index, deletes them with their parts and pieces;
-        # lists each past hour's pieces, asks which a record names, deletes the others; records its runs.
+        # lists each past hour's pieces, asks which a record names, deletes the others; records
+        # its runs; aborts the open multipart uploads no record names.
         "purge_uploads": _document(
             grants,
             _allow("Table", ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem",
@@ -123,6 +124,9 @@ def policies(grants: Grants) -> dict[str, dict[str, Any]]:
             _allow("Objects", ["s3:DeleteObject", "s3:AbortMultipartUpload"], grants.objects(BLOBS, DIRECT)),
             {**_allow("ListPieces", ["s3:ListBucket"], [grants.bucket_arn]),
              "Condition": {"StringLike": {"s3:prefix": f"{PIECES}*"}}},
+            # Open multipart uploads (keys and ids, no bytes), for those no record names; the
+            # action takes no prefix condition.
+            _allow("ListMultipartUploads", ["s3:ListBucketMultipartUploads"], [grants.bucket_arn]),
         ),
         # Retention rules and the sweep: reads repositories and the sweep index's candidates,
         # removes what nothing references.

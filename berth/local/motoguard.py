@@ -14,11 +14,15 @@ for as long as it runs (PLATFORM-NOTES, "moto").
 - S3 answers `NoSuchUpload` (404) to UploadPart, UploadPartCopy, CompleteMultipartUpload and
   ListParts on a multipart upload that was completed or aborted, where moto fails with a
   KeyError (500) or, racing a completion, on a part it has already released.
+- ListMultipartUploads says when each upload was initiated, where moto gives every upload one
+  date in 2010: the purge aborts those no record names only once they are old enough that no
+  request can still record them.
 """
 
 from __future__ import annotations
 
 import copy
+import datetime
 import functools
 import threading
 from collections.abc import Callable
@@ -37,6 +41,7 @@ def install() -> None:
     _stop_instance_tracking()
     _serialise_dynamodb()
     _answer_no_such_upload()
+    _date_multipart_uploads()
     _installed = True
 
 
@@ -198,3 +203,31 @@ def _upload_must_exist(method: Callable[..., Any]) -> Callable[..., Any]:
             return method(backend, bucket_name, multipart_id, *args, **kwargs)
 
     return guarded
+
+
+def _date_multipart_uploads() -> None:
+    from moto.s3.models import FakeMultipart
+    from moto.s3.responses import S3Response
+
+    started = FakeMultipart.__init__
+
+    def dated(upload: Any, *args: Any, **kwargs: Any) -> None:
+        started(upload, *args, **kwargs)
+        upload.initiated = datetime.datetime.now(datetime.UTC)
+
+    FakeMultipart.__init__ = dated  # type: ignore[method-assign, assignment]
+    S3Response.list_multipart_uploads = _list_multipart_uploads  # type: ignore[method-assign, assignment]
+
+
+def _list_multipart_uploads(response: Any) -> Any:
+    """ListMultipartUploads as S3 answers it (one page: moto has no paging of its own)."""
+    from moto.core.responses import ActionResult
+
+    prefix = response.querystring.get("prefix", [""])[0]
+    uploads = [{"Key": upload.key_name, "UploadId": upload.id, "StorageClass": "STANDARD",
+                "Initiated": upload.initiated.strftime("%Y-%m-%dT%H:%M:%S.000Z")}
+               for upload in response.backend.list_multipart_uploads(response.bucket_name).values()
+               if upload.key_name.startswith(prefix)]
+    response.data["Action"] = "ListMultipartUploads"
+    return response.serialized(ActionResult({"Bucket": response.bucket_name, "KeyMarker": "", "UploadIdMarker": "",
+                                             "MaxUploads": 1000, "IsTruncated": False, "Uploads": uploads}))

@@ -19,7 +19,14 @@ from chalicelib.storage.housekeeping import HousekeepingStore
 from chalicelib.storage.s3 import BlobStore
 from chalicelib.storage.uploads import upload_record
 from chalicelib.uploads.service import Uploads
-from chalicelib.uploads.state import PIECES_PREFIX, UploadState, parse_piece_key, piece_hour
+from chalicelib.uploads.state import (
+    PIECES_PREFIX,
+    UPLOAD_OBJECT_PREFIXES,
+    UploadState,
+    parse_piece_key,
+    piece_hour,
+    upload_of_object,
+)
 
 # An hour's pieces are swept once every request that could still write into it has ended (a
 # Lambda runs 15 minutes at most) and every commit has landed: an hour after it ends.
@@ -33,6 +40,7 @@ class PurgeReport:
     complete: bool = False
     pieces: int = 0  # objects no record names: written by requests that died before their commit
     piece_bytes: int = 0
+    multipart: int = 0  # S3 multipart uploads no record names: started by requests that never recorded them
 
 
 def purge_uploads(store: HousekeepingStore, uploads: Uploads, cutoff: int, should_stop: Callable[[], bool],
@@ -91,3 +99,24 @@ def sweep_pieces(store: HousekeepingStore, blobs: BlobStore, now: int, should_st
     if not dry_run and (last is None or last < until):
         store.mark_pieces_swept(until)  # no request writes into an hour this old any more
     return True
+
+
+def sweep_multipart(store: HousekeepingStore, blobs: BlobStore, now: int, report: PurgeReport,
+                    dry_run: bool = False, notify: Callable[[str], None] = lambda line: None) -> None:
+    """Abort the uploads' S3 multipart uploads that no record names (a dry run only counts
+    them). A request records the multipart upload it starts within its Lambda's 15 minutes;
+    one that never did died first, or never learnt the id (S3's answer was lost, or botocore
+    sent the request again and S3 started two). The listing holds the multipart uploads still
+    open, so a run costs what is uploading now, not what the registry stores."""
+    cutoff = now - PIECE_SWEEP_LAG
+    for prefix in UPLOAD_OBJECT_PREFIXES:
+        old = {upload_id: (key, uuid) for key, upload_id, initiated in blobs.multipart_uploads(prefix)
+               if initiated < cutoff and (uuid := upload_of_object(key))}
+        named = store.multipart_named({upload_id: uuid for upload_id, (_, uuid) in old.items()})
+        for upload_id, (key, _) in old.items():
+            if upload_id in named:
+                continue
+            if not dry_run:
+                blobs.abort_multipart(key, upload_id)
+            report.multipart += 1
+            notify(f"multipart upload {upload_id} of {key}, which no upload recorded")

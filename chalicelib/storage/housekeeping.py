@@ -95,6 +95,14 @@ class HousekeepingStore(MetadataStore):
                 names.add(item["key"])
         return names & set(objects)
 
+    def multipart_named(self, uploads: dict[str, str]) -> set[str]:
+        """Which of these S3 multipart upload ids (each with its upload's uuid) that upload's
+        record names."""
+        items = self._batch_get([(upload_pk(uuid), "upload") for uuid in uploads.values()], "pk, multipart_id",
+                                consistent=True)
+        named = {item["multipart_id"] for item in items if item.get("multipart_id")}
+        return named & set(uploads)
+
     def pieces_swept(self) -> str | None:
         """The last hour whose pieces the purge has swept."""
         return (self._get(_PURGE_KEY["pk"], _PURGE_KEY["sk"], consistent=True) or {}).get("pieces_swept")

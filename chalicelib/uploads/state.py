@@ -19,6 +19,7 @@ from chalicelib.storage.records import Piece, UploadRecord
 
 PART_MIN = 5 * 1024 * 1024
 DIRECT_PREFIX = "direct/"
+UPLOAD_OBJECT_PREFIXES = ("blobs/", DIRECT_PREFIX)  # where an upload assembles its blob: chunked, direct
 PIECES_PREFIX = "blobs/pieces/"  # then the hour, then the piece (UploadState.piece_key)
 MAX_PARTS = 10_000
 _UUID = re.compile(r"^[0-9a-f]{32}\Z")
@@ -42,7 +43,7 @@ class UploadState(UploadRecord):
     def object_key(self) -> str:
         """Where the assembled blob lives; promotion keeps it there (no copy). Direct uploads
         have a prefix of their own, which S3 notifies the verifier about."""
-        return f"{DIRECT_PREFIX if self.direct else 'blobs/'}{self.uuid}"
+        return f"{UPLOAD_OBJECT_PREFIXES[bool(self.direct)]}{self.uuid}"
 
     def piece_key(self, offset: int, digest: str | None = None) -> str:
         """Unique per attempt, so a retried or racing chunk never overwrites a committed piece.
@@ -123,6 +124,14 @@ def parse_piece_key(key: str) -> PieceName | None:
     if len(parts) not in (3, 4) or not valid_uuid(parts[0]):
         return None
     return PieceName(parts[0], parts[3].replace("-", ":", 1) if len(parts) == 4 else None)
+
+
+def upload_of_object(key: str) -> str | None:
+    """The uuid of the upload whose `object_key` this is; None for any other key."""
+    for prefix in UPLOAD_OBJECT_PREFIXES:
+        if key.startswith(prefix) and valid_uuid(key[len(prefix):]):
+            return key[len(prefix):]
+    return None
 
 
 def valid_uuid(text: str) -> bool:

@@ -369,32 +369,10 @@ def _faults_in(operation: Operation, mode: str, aws: AwsClients, injector: Injec
     return Outcome(calls, broken, leaked)
 
 
-# Found by these tests and left to the branch reworking what they touch (issue 14): strict, so
-# that the fix shows as an unexpected pass.
-PIECE_LEAK = ("issue 14 point 6 (14b): a chunk whose commit fails leaves the piece (and multipart upload) it "
-              "wrote, and a failure after a commit or a promotion leaves the pieces it made surplus: S3 objects "
-              "no record names, which nothing deletes")
-MULTIPART_LEAK = ("issue 14 point 6 (14b): a CreateMultipartUpload whose answer is lost (or which botocore sends "
-                  "again) leaves a multipart upload whose id the registry never learnt; deployed, only the bucket's "
-                  "AbortIncompleteMultipartUpload rule (7 days) removes it, and the local mode has none")
-# Where each known leak starts: the call that fails (any other is a new leak).
-COMMITS_AND_TIDYING = ("dynamodb.UpdateItem", "s3.DeleteObject", "s3.DeleteObjects")
-LEAKS = {("chunked-upload", "before"): (PIECE_LEAK, COMMITS_AND_TIDYING),
-         ("chunked-upload", "after"): (MULTIPART_LEAK, ("s3.CreateMultipartUpload",)),
-         ("chunked-upload", "retried"): (MULTIPART_LEAK, ("s3.CreateMultipartUpload",))}
-BREAKS: dict[tuple[str, str], str] = {}
+CASES = [(name, mode) for name in OPERATIONS for mode in MODES]
 
 
-def known(found: dict[tuple[str, str], str]) -> list[Any]:
-    return [pytest.param(name, mode, marks=pytest.mark.xfail(strict=True, reason=found[name, mode]))
-            if (name, mode) in found else pytest.param(name, mode) for name in OPERATIONS for mode in MODES]
-
-
-def leaking_call(line: str) -> str:
-    return line.split("(", 1)[1].split(")", 1)[0]
-
-
-@pytest.mark.parametrize(("name", "mode"), known(BREAKS))
+@pytest.mark.parametrize(("name", "mode"), CASES)
 def test_a_fault_at_any_call_loses_nothing(name: str, mode: str, aws: AwsClients, injector: Injector,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """What the client was told holds after its retry; the audit finds every record sound."""
@@ -403,19 +381,9 @@ def test_a_fault_at_any_call_loses_nothing(name: str, mode: str, aws: AwsClients
     assert not found.broken, "\n".join(found.broken)
 
 
-@pytest.mark.parametrize(("name", "mode"), known({combo: reason for combo, (reason, _) in LEAKS.items()}))
+@pytest.mark.parametrize(("name", "mode"), CASES)
 def test_a_fault_at_any_call_leaves_nothing_behind(name: str, mode: str, aws: AwsClients, injector: Injector,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing is left in S3 that no record names, once the purge and the collector ran."""
     found = outcome(name, mode, aws, injector, monkeypatch)
     assert not found.leaked, "\n".join(found.leaked)
-
-
-@pytest.mark.parametrize(("name", "mode"), list(LEAKS))
-def test_known_leaks_start_only_where_known(name: str, mode: str, aws: AwsClients, injector: Injector,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    """Until they are closed, the known leaks stay where they are: a failing write before a
-    commit, or a commit that is refused, undoes what the request wrote."""
-    found = outcome(name, mode, aws, injector, monkeypatch)
-    assert found.leaked
-    assert [line for line in found.leaked if leaking_call(line) not in LEAKS[name, mode][1]] == []

@@ -206,3 +206,45 @@ def test_a_dry_run_counts_orphaned_pieces_and_keeps_them(lab: Lab, monkeypatch: 
     assert any(line.startswith("piece blobs/pieces/") for line in lines)
     assert lab.jobs.purge().pieces == 1  # the dry run did not move the mark
     assert len(lab.objects()) == 1 and lab.client.put(f"{location}?digest={digest_of(b'kept')}").status == 201
+
+
+def test_multipart_uploads_no_record_names_are_aborted_once_no_request_can_record_them(
+        lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """S3 started a multipart upload whose id the registry never learnt: its answer was lost
+    (the request then failed), or botocore sent the request again and S3 started a second one.
+    Both are aborted by the purge once no request can still record them; the live upload's
+    own is not, and it finishes."""
+    data = os.urandom(2 * CHUNK)
+    location = patch(lab, start_upload(lab.client, REPO), data[:CHUNK], 0)
+    original = lab.registry.blobs.start_multipart
+
+    def answer_lost(key: str) -> str:
+        monkeypatch.setattr(lab.registry.blobs, "start_multipart", sent_twice)
+        original(key)
+        raise ConnectionError("read timeout: CreateMultipartUpload's answer was lost")
+
+    def sent_twice(key: str) -> str:
+        original(key)
+        return original(key)
+
+    monkeypatch.setattr(lab.registry.blobs, "start_multipart", answer_lost)
+    ranged = {"Content-Range": f"{CHUNK}-{2 * CHUNK - 1}"}
+    assert lab.client.patch(location, body=data[CHUNK:], headers=ranged).status == 500
+    location = patch(lab, location, data[CHUNK:], CHUNK)  # the client's retry: S3 starts two more
+    assert len(open_multipart_uploads(lab.aws, lab.bucket)) == 3
+    unrelated = lab.aws.s3.create_multipart_upload(Bucket=lab.bucket, Key="cache/not-an-upload")["UploadId"]
+    lab.clock.later(1)
+    assert lab.jobs.purge().multipart == 0  # a request may still record them
+    lab.clock.later(2)
+    lines: list[str] = []
+    assert lab.jobs.purge(dry_run=True, notify=lines.append).multipart == 2
+    assert len(open_multipart_uploads(lab.aws, lab.bucket)) == 4
+    assert sum(line.startswith("multipart upload ") for line in lines) == 2
+    report = lab.jobs.purge()
+    assert (report.multipart, report.uploads) == (2, 0)
+    record = lab.registry.meta.get_upload(location.rsplit("/", 1)[1])
+    assert record is not None
+    assert sorted(open_multipart_uploads(lab.aws, lab.bucket)) == sorted([record.multipart_id, unrelated])
+    assert lab.client.put(f"{location}?digest={digest_of(data)}").status == 201
+    assert fetch_blob(lab.client, REPO, digest_of(data)) == data
+    assert open_multipart_uploads(lab.aws, lab.bucket) == [unrelated]

@@ -73,6 +73,8 @@ def needs(service: str, operation: str, params: dict[str, Any]) -> list[tuple[st
         bucket = f"arn:aws:s3:::{params['Bucket']}"
         if operation == "ListObjectsV2":
             return [("s3:ListBucket", bucket)]
+        if operation == "ListMultipartUploads":
+            return [("s3:ListBucketMultipartUploads", bucket)]
         if operation == "DeleteObjects":
             return [("s3:DeleteObject", f"{bucket}/{o['Key']}") for o in params["Delete"]["Objects"]]
         if operation == "UploadPartCopy":

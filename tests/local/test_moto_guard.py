@@ -1,10 +1,11 @@
 """berth/local/motoguard.py, in process (tests/conftest.py installs it, as the local mode does):
 a DynamoDB transaction whose condition fails never undoes another request's commit, and one
-whose write fails undoes only its own writes."""
+whose write fails undoes only its own writes; S3 says when a multipart upload started."""
 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -107,3 +108,18 @@ def test_a_cancelled_transaction_reports_each_reason_and_writes_nothing(aws: Aws
     assert [r["Code"] for r in reasons] == ["None", "ConditionalCheckFailed"]
     assert from_item(reasons[1]["Item"]) == {"pk": "old", "sk": "x", "v": 1}
     assert stored(aws, table, "new") is None and stored(aws, table, "old") is not None
+
+
+def test_open_multipart_uploads_are_listed_with_when_they_started(aws: AwsClients) -> None:
+    """The purge aborts a multipart upload no record names only once it is older than any
+    request that could still record it; moto alone dates every upload 2010-11-10."""
+    bucket = f"guard-{uuid.uuid4().hex[:12]}"
+    aws.s3.create_bucket(Bucket=bucket)
+    before = time.time()
+    started = aws.s3.create_multipart_upload(Bucket=bucket, Key="blobs/a")["UploadId"]
+    aws.s3.create_multipart_upload(Bucket=bucket, Key="direct/b")
+    (listed,) = aws.s3.list_multipart_uploads(Bucket=bucket, Prefix="blobs/")["Uploads"]
+    assert (listed["Key"], listed["UploadId"]) == ("blobs/a", started)
+    assert before - 1 <= listed["Initiated"].timestamp() <= time.time()
+    aws.s3.abort_multipart_upload(Bucket=bucket, Key="blobs/a", UploadId=started)
+    assert [u["Key"] for u in aws.s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])] == ["direct/b"]
