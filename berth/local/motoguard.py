@@ -7,7 +7,9 @@ for as long as it runs (PLATFORM-NOTES, "moto").
   the copy back when a condition fails, erasing what other requests committed meanwhile.
   Here one lock is held around every DynamoDB request, and a transaction checks all its
   conditions before it writes anything, so nothing it did is ever undone and no table is
-  copied.
+  copied. A transaction sent again with the same ClientRequestToken within ten minutes (botocore
+  fills one in, and its retry after a lost answer sends it again) succeeds without running a
+  second time, as DynamoDB's does, where moto would run it again and fail its conditions.
 - Memory follows what is stored. moto appends every model object it ever creates (each item
   written, each S3 object, each table copy) to a class-level list kept for its dashboard,
   so nothing deleted or overwritten is ever freed. That list is not kept.
@@ -21,10 +23,13 @@ for as long as it runs (PLATFORM-NOTES, "moto").
 
 from __future__ import annotations
 
+import collections
 import copy
 import datetime
 import functools
+import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -67,6 +72,7 @@ def _serialise_dynamodb() -> None:
     from moto.dynamodb.responses import DynamoHandler
 
     DynamoHandler.call_action = _holding(_DYNAMODB, DynamoHandler.call_action)  # type: ignore[method-assign]
+    DynamoHandler.transact_write_items = _idempotent(DynamoHandler.transact_write_items)  # type: ignore[method-assign]
     DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign, assignment]
 
 
@@ -77,6 +83,38 @@ def _holding(lock: Any, method: Callable[..., Any]) -> Callable[..., Any]:
             return method(*args, **kwargs)
 
     return held
+
+
+IDEMPOTENCY_SECONDS = 600  # how long DynamoDB remembers a transaction's ClientRequestToken
+# token -> (the request, when it ran, its answer), oldest first
+_done: collections.OrderedDict[str, tuple[str, float, Any]] = collections.OrderedDict()
+
+
+def _idempotent(method: Callable[..., Any]) -> Callable[..., Any]:
+    """TransactWriteItems that answers a token it ran in the last ten minutes with that run's
+    answer (the same request) or IdempotentParameterMismatchException (another one). Runs
+    under the DynamoDB lock; only tokens of ten minutes are kept."""
+    from moto.dynamodb.exceptions import DynamodbException
+
+    @functools.wraps(method)
+    def once(handler: Any) -> Any:
+        token = handler.body.get("ClientRequestToken")
+        now = time.monotonic()
+        while _done and now - next(iter(_done.values()))[1] > IDEMPOTENCY_SECONDS:
+            _done.popitem(last=False)
+        request = json.dumps(handler.body.get("TransactItems"), sort_keys=True, default=repr)
+        if token is not None and token in _done:
+            if _done[token][0] != request:
+                raise DynamodbException("com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException",
+                                        "The request uses the same client token as a previous, but non-identical "
+                                        "request.")
+            return _done[token][2]
+        answer = method(handler)
+        if token is not None:
+            _done[token] = (request, now, answer)
+        return answer
+
+    return once
 
 
 def _transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) -> None:

@@ -72,8 +72,17 @@ class Table:
         return self._conditional(operation, **kwargs) is not None
 
     def _delete_existing(self, pk: str, sk: str) -> bool:
-        return self._conditionally("delete_item", Key=to_item({"pk": pk, "sk": sk}),
-                                   ConditionExpression="attribute_exists(pk)")
+        """Delete the item; False when there was none. A transaction of one, for its idempotency
+        token: botocore's retry of a delete whose answer was lost is then answered as the delete
+        was, where a DeleteItem sent again would find nothing and say so."""
+        try:
+            self._transact([{"Delete": {"TableName": self.table, "Key": to_item({"pk": pk, "sk": sk}),
+                                        "ConditionExpression": "attribute_exists(pk)"}}])
+        except self._db.exceptions.TransactionCanceledException as error:
+            if cancellation_reasons(error) == [FAILED]:
+                return False
+            raise
+        return True
 
     def _put(self, values: dict[str, Any], condition: str | None = None) -> dict[str, Any]:
         """A transaction's Put of an item, with its condition if any."""

@@ -63,11 +63,14 @@ def upload_delete(table: str, record: UploadRecord) -> dict[str, Any]:
 class UploadRecords(Table):
 
     def create_upload(self, record: UploadRecord) -> None:
-        self._db.put_item(
-            TableName=self.table,
-            Item=to_item(upload_values(record)),
-            ConditionExpression="attribute_not_exists(pk)",
-        )
+        if self._conditionally("put_item", Item=to_item(upload_values(record)),
+                               ConditionExpression="attribute_not_exists(pk)"):
+            return
+        # The uuid is new: an item already there is this write, sent again by botocore after
+        # its answer was lost (anything else would be a uuid drawn twice, an error).
+        stored = self.get_upload(record.uuid)
+        if stored is None or upload_values(stored) != upload_values(record):
+            raise RuntimeError(f"upload {record.uuid} exists already")
 
     def get_upload(self, uuid: str) -> UploadRecord | None:
         """Consistent: every request that reads an upload then writes on condition of it."""

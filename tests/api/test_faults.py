@@ -387,3 +387,44 @@ def test_a_fault_at_any_call_leaves_nothing_behind(name: str, mode: str, aws: Aw
     """Nothing is left in S3 that no record names, once the purge and the collector ran."""
     found = outcome(name, mode, aws, injector, monkeypatch)
     assert not found.leaked, "\n".join(found.leaked)
+
+
+
+def _started_settle(world: World, answer: Any) -> None:
+    assert world.client.get(answer.header("Location")).status == 204
+
+
+def _tag_deleted_settle(world: World, answer: Any) -> None:
+    assert world.client.get(f"/v2/{REPO}/manifests/2").status == 404
+    assert world.client.get(f"/v2/{REPO}/manifests/1").status == 200
+
+
+# prepare, the request, the call botocore sends twice, the answer due, what then holds
+RETRIED = {
+    "start an upload": (lambda world: {}, lambda world, state: world.client.post(f"/v2/{REPO}/blobs/uploads/"),
+                        "dynamodb.PutItem", 202, _started_settle),
+    "delete a tag": (_tagged_prepare, lambda world, state: world.client.delete(f"/v2/{REPO}/manifests/2"),
+                     "dynamodb.TransactWriteItems", 202, _tag_deleted_settle),
+}
+
+
+@pytest.mark.parametrize("request_name", list(RETRIED))
+def test_a_write_botocore_sent_again_gets_the_answer_its_first_attempt_earned(
+        request_name: str, aws: AwsClients, injector: Injector, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first attempt took effect and its answer was lost; the retry must not turn that
+    success into an error (a 500 for a started upload, a 404 for a deleted tag)."""
+    prepare, act, call, status, settle = RETRIED[request_name]
+
+    def run(at: int) -> list[str]:
+        world = World(aws, injector, monkeypatch, direct=False)
+        try:
+            state = prepare(world)
+            with injector.armed_at(at, "retried") as made:
+                answer = act(world, state)
+            assert answer.status == status, (made, answer.body)
+            settle(world, answer)
+            return list(made)
+        finally:
+            world.drop()
+
+    run(run(0).index(call) + 1)

@@ -123,3 +123,22 @@ def test_open_multipart_uploads_are_listed_with_when_they_started(aws: AwsClient
     assert before - 1 <= listed["Initiated"].timestamp() <= time.time()
     aws.s3.abort_multipart_upload(Bucket=bucket, Key="blobs/a", UploadId=started)
     assert [u["Key"] for u in aws.s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])] == ["direct/b"]
+
+
+def test_a_transaction_sent_again_with_its_token_succeeds_without_running_twice(aws: AwsClients, table: str) -> None:
+    """botocore gives every TransactWriteItems a ClientRequestToken and sends the same one when
+    it retries after a lost answer: DynamoDB answers the retry with the first run's success.
+    moto alone runs it again: a count goes up twice, a conditional write fails its own condition."""
+    add = {"Update": {"TableName": table, "Key": to_item({"pk": "count", "sk": "x"}),
+                      "UpdateExpression": "ADD n :one", "ConditionExpression": "attribute_not_exists(done)",
+                      "ExpressionAttributeValues": to_item({":one": 1})}}
+    token = uuid.uuid4().hex
+    for _ in range(3):
+        aws.dynamodb.transact_write_items(TransactItems=[add], ClientRequestToken=token)
+    assert stored(aws, table, "count") == {"pk": "count", "sk": "x", "n": 1}
+    aws.dynamodb.transact_write_items(TransactItems=[add])  # a new token: a new transaction
+    assert stored(aws, table, "count") == {"pk": "count", "sk": "x", "n": 2}
+    other = {"Update": {**add["Update"], "ExpressionAttributeValues": to_item({":one": 5})}}
+    with pytest.raises(aws.dynamodb.exceptions.IdempotentParameterMismatchException):
+        aws.dynamodb.transact_write_items(TransactItems=[other], ClientRequestToken=token)
+    assert stored(aws, table, "count") == {"pk": "count", "sk": "x", "n": 2}
