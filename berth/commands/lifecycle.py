@@ -74,8 +74,10 @@ def run_gc(args: argparse.Namespace) -> int:
         print(f"{verb}: {uploads}; nothing collected: another collection is running (the scheduled one?); "
               "try again later")
         return 1
-    pieces = f", {purged.pieces} orphaned pieces ({_bytes(purged.piece_bytes)})" if purged.pieces else ""
-    print(f"{verb}: {uploads}{pieces}, {run.tags} tags, "
+    orphans = f", {purged.pieces} orphaned pieces ({_bytes(purged.piece_bytes)})" if purged.pieces else ""
+    orphans += f", {purged.multipart} orphaned multipart uploads" if purged.multipart else ""
+    orphans += f", {purged.bodies} orphaned manifest bodies" if purged.bodies else ""
+    print(f"{verb}: {uploads}{orphans}, {run.tags} tags, "
           f"{run.manifests} manifests, {run.blobs} blobs ({_bytes(run.bytes)}); "
           f"{_bytes(purged.bytes + purged.piece_bytes + run.bytes)} in all")
     return 0

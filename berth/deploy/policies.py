@@ -115,13 +115,15 @@ def policies(grants: Grants) -> dict[str, dict[str, Any]]:
         ),
         # Reads idle uploads from the sweep index, deletes them with their parts and pieces;
         # lists each past hour's pieces, asks which a record names, deletes the others; records
-        # its runs; aborts the open multipart uploads no record names.
+        # its runs; deletes the manifest bodies requests left unsettled that no record names;
+        # aborts the open multipart uploads no record names.
         "purge_uploads": _document(
             grants,
             _allow("Table", ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem",
                              "dynamodb:DeleteItem"], [grants.table_arn]),
             _allow("SweepIndex", ["dynamodb:Query"], [grants.sweep_index_arn]),
             _allow("Objects", ["s3:DeleteObject", "s3:AbortMultipartUpload"], grants.objects(BLOBS, DIRECT)),
+            _allow("UnsettledBodies", ["s3:DeleteObject"], grants.objects(MANIFESTS)),
             {**_allow("ListPieces", ["s3:ListBucket"], [grants.bucket_arn]),
              "Condition": {"StringLike": {"s3:prefix": f"{PIECES}*"}}},
             # Open multipart uploads (keys and ids, no bytes), for those no record names; the
@@ -132,8 +134,9 @@ def policies(grants: Grants) -> dict[str, dict[str, Any]]:
         # removes what nothing references.
         "collect_garbage": _document(
             grants,
-            _allow("Table", ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
-                   [grants.table_arn]),
+            # PutItem: a manifest retention deletes whose body is in S3 marks it unsettled (in its transaction).
+            _allow("Table", ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                             "dynamodb:DeleteItem"], [grants.table_arn]),
             _allow("SweepIndex", ["dynamodb:Query"], [grants.sweep_index_arn]),
             _allow("Objects", ["s3:GetObject", "s3:DeleteObject"], every_prefix),
             missing_is_404,

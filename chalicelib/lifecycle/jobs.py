@@ -10,7 +10,14 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from chalicelib.lifecycle.collector import Busy, Collector
-from chalicelib.lifecycle.purge import PurgeReport, purge_uploads, sweep_multipart, sweep_pieces
+from chalicelib.lifecycle.purge import (
+    PIECE_SWEEP_LAG,
+    PurgeReport,
+    purge_uploads,
+    settle_bodies,
+    sweep_multipart,
+    sweep_pieces,
+)
 from chalicelib.lifecycle.stats import Stats, tally
 from chalicelib.manifests.service import Manifests
 from chalicelib.settings import Settings
@@ -60,6 +67,9 @@ class Housekeeping:
                                dry_run, notify)
         if report.complete:
             report.complete = sweep_pieces(self.store, self.blobs, now, should_stop, report, dry_run, notify)
+        if report.complete:
+            report.complete = settle_bodies(self.store, self.blobs, now - PIECE_SWEEP_LAG, should_stop, report,
+                                            dry_run, notify)
         if report.complete:
             sweep_multipart(self.store, self.blobs, now, report, dry_run, notify)
         return report

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from chalicelib.lifecycle.policy import HOUR
 from chalicelib.lifecycle.sweep import upload_abandoned
 from chalicelib.storage.housekeeping import HousekeepingStore
+from chalicelib.storage.keys import UNSETTLED_BODY
 from chalicelib.storage.s3 import BlobStore
 from chalicelib.storage.uploads import upload_record
 from chalicelib.uploads.service import Uploads
@@ -41,6 +42,7 @@ class PurgeReport:
     pieces: int = 0  # objects no record names: written by requests that died before their commit
     piece_bytes: int = 0
     multipart: int = 0  # S3 multipart uploads no record names: started by requests that never recorded them
+    bodies: int = 0  # manifest bodies in S3 no record names: written or left by requests that died
 
 
 def purge_uploads(store: HousekeepingStore, uploads: Uploads, cutoff: int, should_stop: Callable[[], bool],
@@ -120,3 +122,25 @@ def sweep_multipart(store: HousekeepingStore, blobs: BlobStore, now: int, report
                 blobs.abort_multipart(key, upload_id)
             report.multipart += 1
             notify(f"multipart upload {upload_id} of {key}, which no upload recorded")
+
+
+def settle_bodies(store: HousekeepingStore, blobs: BlobStore, cutoff: int, should_stop: Callable[[], bool],
+                  report: PurgeReport, dry_run: bool = False, notify: Callable[[str], None] = lambda line: None,
+                  page_size: int = 500) -> bool:
+    """Settle the manifest bodies a push or a delete left unsettled before `cutoff` (its request
+    died, or its answer was lost): a body its manifest record names stays, any other is deleted
+    (a dry run only counts them). False when told to stop first."""
+    for page, position in store.candidates("body", cutoff, page_size=page_size):
+        named = store.bodies_named(page)
+        for item in page:
+            key = item["pk"][len(UNSETTLED_BODY):]
+            if key not in named:
+                report.bodies += 1
+                notify(f"manifest body {key} of {item['repo']}@{item['digest']}, which no record names")
+                if not dry_run:
+                    blobs.delete([key])
+            if not dry_run:
+                store.settle_body(key)
+        if position is not None and should_stop():
+            return False
+    return True

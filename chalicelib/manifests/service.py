@@ -54,6 +54,7 @@ class Manifests:
         inline = len(body) + indexed <= INLINE_LIMIT
         body_key = None if inline else manifest_key(digest)
         if body_key:
+            self._meta.note_body(repo, str(digest), body_key)
             self._blobs.put(body_key, body)
         record = ManifestRecord(
             digest=str(digest),
@@ -66,20 +67,26 @@ class Manifests:
             annotations=manifest.annotations,
         )
         policy = self._lifecycle.policy_for(repo)
-        new = False
+        stored: bool | None = None  # whether the record names `body_key`; None: not known (a failure)
         try:
-            new = self._meta.put_manifest(repo, record, tag, [str(d.digest) for d in manifest.blobs],
-                                          immutable_tag=bool(tag and policy and policy.tag_is_immutable(tag)))
+            stored = self._meta.put_manifest(repo, record, tag, [str(d.digest) for d in manifest.blobs],
+                                             immutable_tag=bool(tag and policy and policy.tag_is_immutable(tag)))
         except TagTaken as taken:
+            stored = False
             raise RegistryError(
                 Oci.DENIED, f"tag {taken.tag} is immutable in this repository and names another manifest; "
                 "push under a new tag", detail={"tag": taken.tag, "digest": taken.digest}) from None
         except MissingBlobs as gone:
+            stored = False
             raise RegistryError(Oci.MANIFEST_BLOB_UNKNOWN, "manifest references blobs not in this repository",
                                 detail={"digests": gone.digests}) from None
         finally:
-            if body_key and not new:
-                self._blobs.delete([body_key])  # the stored manifest keeps its own copy
+            # A transaction whose answer was lost may have stored the record naming the body:
+            # then the body stays, unsettled, for the purge to look at.
+            if body_key and stored is not None:
+                if not stored:
+                    self._blobs.delete([body_key])  # refused, or the stored manifest keeps its own copy
+                self._meta.settle_body(body_key)
         return record, manifest
 
     def _check_children(self, repo: str, manifest: Manifest) -> None:
@@ -123,6 +130,7 @@ class Manifests:
             return False
         if deleted.body_key:
             self._blobs.delete([deleted.body_key])
+            self._meta.settle_body(deleted.body_key)
         return True
 
     def parsed(self, record: ManifestRecord) -> Manifest:

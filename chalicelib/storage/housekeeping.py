@@ -15,6 +15,7 @@ from chalicelib.storage.keys import (
     TOMBSTONE,
     blob_pk,
     link_sk,
+    manifest_sk,
     repo_pk,
     sweep_shards,
     tag_sk,
@@ -102,6 +103,13 @@ class HousekeepingStore(MetadataStore):
                                 consistent=True)
         named = {item["multipart_id"] for item in items if item.get("multipart_id")}
         return named & set(uploads)
+
+    def bodies_named(self, unsettled: list[dict[str, Any]]) -> set[str]:
+        """Which of these unsettled manifest bodies (items from the sweep index) the manifest
+        record they were written for names."""
+        wanted = [(repo_pk(item["repo"]), manifest_sk(item["digest"])) for item in unsettled]
+        items = self._batch_get(wanted, "body_key", consistent=True)
+        return {item["body_key"] for item in items if item.get("body_key")}
 
     def pieces_swept(self) -> str | None:
         """The last hour whose pieces the purge has swept."""

@@ -6,6 +6,11 @@ import zlib
 
 CATALOG = "catalog"
 TOMBSTONE = "doomed#"  # pk prefix of a removed-but-not-yet-deleted blob copy (see BlobRecords.promote)
+UNSETTLED_BODY = "body#"  # pk prefix, then the key, of a manifest body in S3 that a push or delete is settling
+
+
+def unsettled_body_pk(key: str) -> str:
+    return f"{UNSETTLED_BODY}{key}"
 
 
 def repo_pk(repo: str) -> str:
@@ -39,15 +44,16 @@ def referrer_sk(subject: str, digest: str) -> str:
 
 
 # The sparse index the lifecycle jobs query instead of scanning the table (docs/lifecycle.md):
-# only blob records no manifest may reference (and tombstones), and upload records, carry its
-# partition key `sweep`; its sort key is their `touched`. Each kind is spread over a few
-# partition keys, so that no single one takes every write of a busy registry.
+# only blob records no manifest may reference (and tombstones), upload records and unsettled
+# manifest bodies carry its partition key `sweep`; its sort key is their `touched`. Each kind is
+# spread over a few partition keys, so that no single one takes every write of a busy registry.
 SWEEP_INDEX = "sweep"
 SWEEP_SHARDS = 8
 
 
 def sweep_shard(kind: str, name: str) -> str:
-    """The index partition of a blob (kind "blob", by digest) or an upload (by uuid)."""
+    """The index partition of a blob (kind "blob", by digest), an upload (by uuid) or an
+    unsettled body (by key)."""
     return f"{kind}#{zlib.crc32(name.encode()) % SWEEP_SHARDS}"
 
 

@@ -12,7 +12,15 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from chalicelib.storage.blobs import PUSH_ATTEMPTS, BlobRecords, MissingBlobs, references
-from chalicelib.storage.keys import CATALOG, manifest_sk, referrer_sk, repo_pk, tag_sk
+from chalicelib.storage.keys import (
+    CATALOG,
+    manifest_sk,
+    referrer_sk,
+    repo_pk,
+    sweep_shard,
+    tag_sk,
+    unsettled_body_pk,
+)
 from chalicelib.storage.records import ManifestRecord, Page
 from chalicelib.storage.table import FAILED, TRANSACTION_LIMIT, cancellation_reasons, to_item
 
@@ -72,6 +80,14 @@ def manifest_record(item: dict[str, Any]) -> ManifestRecord:
         created=item.get("created"),
         version=item.get("version"),
     )
+
+
+def unsettled_body(repo: str, digest: str, key: str) -> dict[str, Any]:
+    """The item saying that a manifest body in S3 may end up named by no record: written by a
+    push before its transaction, or left by a delete's. The request settles it; the purge does
+    if the request died first (docs/lifecycle.md)."""
+    return {"pk": unsettled_body_pk(key), "sk": "body", "repo": repo, "digest": digest,
+            "touched": int(time.time()), "sweep": sweep_shard("body", key)}
 
 
 class ManifestRecords(BlobRecords):
@@ -181,6 +197,14 @@ class ManifestRecords(BlobRecords):
             raise self._tag_taken(repo, tag)
         raise RuntimeError(f"manifest transaction cancelled: {reasons}")
 
+    def note_body(self, repo: str, digest: str, key: str) -> None:
+        """Before a push writes its manifest body to S3 at `key`."""
+        self._db.put_item(TableName=self.table, Item=to_item(unsettled_body(repo, digest, key)))
+
+    def settle_body(self, key: str) -> None:
+        """Once the body at `key` is named by its record, or deleted."""
+        self._db.delete_item(TableName=self.table, Key=to_item({"pk": unsettled_body_pk(key), "sk": "body"}))
+
     def get_manifest(self, repo: str, digest: str) -> ManifestRecord | None:
         item = self._get(repo_pk(repo), manifest_sk(digest))
         return manifest_record(item) if item else None
@@ -221,6 +245,8 @@ class ManifestRecords(BlobRecords):
                          "ExpressionAttributeNames": {"#version": "version"},
                          "ExpressionAttributeValues": to_item({":version": record.version})}
             head = [{"Delete": unchanged}]
+            if record.body_key:  # deleted after the transaction: by this request, or by the purge
+                head.append(self._put(unsettled_body(repo, digest, record.body_key)))
             if record.subject:
                 referrer = {"pk": pk, "sk": referrer_sk(record.subject, digest)}
                 head.append({"Delete": {"TableName": self.table, "Key": to_item(referrer)}})

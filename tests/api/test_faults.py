@@ -27,6 +27,7 @@ from chalicelib.lifecycle.audit import Audit
 from chalicelib.lifecycle.consistency import ORPHAN_MULTIPART, ORPHAN_OBJECT, Finding
 from chalicelib.lifecycle.jobs import Housekeeping, never
 from chalicelib.lifecycle.policy import HOUR
+from chalicelib.manifests.service import INLINE_LIMIT
 from chalicelib.registry import Registry
 from chalicelib.settings import Settings
 from chalicelib.storage.clients import AwsClients
@@ -180,6 +181,7 @@ class Operation:
     settle: Callable[[World, dict[str, Any]], None] = lambda world, state: None
     gives_up: bool = True  # whether giving up is a path of its own
     direct: bool = False  # whether it needs the verify queue
+    bodies_in_s3: bool = False  # whether manifest bodies go to S3 (as those over the inline limit do)
 
 
 CHUNK = 4 * KiB
@@ -311,6 +313,10 @@ OPERATIONS = {
     "direct-finish": Operation(_direct_prepare, _finish_act, _direct_retry, _kept_settle, direct=True),
     "manifest-put": Operation(_image_prepare, _manifest_put_act, _manifest_put_retry, _manifest_put_settle),
     "manifest-delete": Operation(_tagged_prepare, _manifest_delete_act, _manifest_delete_retry, _kept_image_settle),
+    "manifest-put, body in S3": Operation(_image_prepare, _manifest_put_act, _manifest_put_retry,
+                                          _manifest_put_settle, bodies_in_s3=True),
+    "manifest-delete, body in S3": Operation(_tagged_prepare, _manifest_delete_act, _manifest_delete_retry,
+                                             _kept_image_settle, bodies_in_s3=True),
     "tag-delete": Operation(_tagged_prepare, _tag_delete_act, _tag_delete_retry, _tag_delete_settle),
     # The collector's retry is the next scheduled run.
     "collection": Operation(_collection_prepare, _collection_act, lambda world, state: None, _kept_image_settle,
@@ -341,6 +347,7 @@ def _faults_in(operation: Operation, mode: str, aws: AwsClients, injector: Injec
                monkeypatch: pytest.MonkeyPatch) -> Outcome:
     def play(at: int, path: str) -> list[Finding]:
         world, made = World(aws, injector, monkeypatch, operation.direct), []
+        monkeypatch.setattr("chalicelib.manifests.service.INLINE_LIMIT", 0 if operation.bodies_in_s3 else INLINE_LIMIT)
         try:
             state = operation.prepare(world)
             with injector.armed_at(at, mode) as made:

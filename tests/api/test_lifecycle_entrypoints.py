@@ -90,7 +90,7 @@ def test_scheduled_lambdas_purge_and_collect_within_their_time(lab: Lab, monkeyp
     lab.clock.later(1)
     plenty = LambdaContext(remaining_ms=600_000)
     assert app.purge_uploads(SCHEDULED_EVENT, plenty) == {"uploads": 1, "bytes": 9, "complete": True, "pieces": 0,
-                                                          "piece_bytes": 0, "multipart": 0}
+                                                          "piece_bytes": 0, "multipart": 0, "bodies": 0}
     collected = app.collect_garbage(SCHEDULED_EVENT, plenty)
     assert collected["complete"] and collected["blobs"] == 1
     assert app.collect_garbage(SCHEDULED_EVENT, plenty) == {"status": "not due"}

@@ -10,7 +10,15 @@ import pytest
 
 from chalicelib.lifecycle.purge import purge_uploads
 from tests.api.lifecycle_support import Lab
-from tests.helpers import AwsCallCounter, MiB, digest_of, fetch_blob, open_multipart_uploads, start_upload
+from tests.helpers import (
+    AwsCallCounter,
+    MiB,
+    digest_of,
+    fetch_blob,
+    manifest_body,
+    open_multipart_uploads,
+    start_upload,
+)
 
 REPO = "team/app"
 CHUNK = 4 * MiB + 256 * 1024  # what one request carries: two of them fill an S3 part
@@ -248,3 +256,44 @@ def test_multipart_uploads_no_record_names_are_aborted_once_no_request_can_recor
     assert lab.client.put(f"{location}?digest={digest_of(data)}").status == 201
     assert fetch_blob(lab.client, REPO, digest_of(data)) == data
     assert open_multipart_uploads(lab.aws, lab.bucket) == [unrelated]
+
+
+def test_manifest_bodies_in_s3_that_requests_left_unsettled_are_deleted_unless_named(
+        lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A push that died after writing its body to S3 (before its transaction), and a delete that
+    died after its transaction (before deleting the body), each leave a body no record names;
+    a push whose transaction's answer was lost leaves one its record does name."""
+    monkeypatch.setattr("chalicelib.manifests.service.INLINE_LIMIT", 0)  # every body goes to S3
+    doomed, _ = lab.push_image(REPO, "doomed", [b"doomed layer"])
+    _, kept_body = lab.push_image(REPO, "kept", [b"kept layer"])
+    died(monkeypatch, lab.registry.blobs, "delete")
+    assert lab.client.delete(f"/v2/{REPO}/manifests/{doomed}").status == 500  # after its transaction
+    assert lab.client.get(f"/v2/{REPO}/manifests/{doomed}").status == 404
+    died(monkeypatch, lab.registry.meta, "put_manifest")
+    never = manifest_body(digest_of(b"{}"), [(digest_of(b"kept layer"), len(b"kept layer"))], annotations={"a": "b"})
+    assert lab.put_manifest(REPO, "never", never).status == 500  # before its transaction
+    original = lab.registry.meta.put_manifest
+
+    def answer_lost(*args: Any, **kwargs: Any) -> bool:
+        monkeypatch.setattr(lab.registry.meta, "put_manifest", original)
+        original(*args, **kwargs)
+        raise ConnectionError("read timeout: the transaction's answer was lost")
+
+    monkeypatch.setattr(lab.registry.meta, "put_manifest", answer_lost)
+    stored = manifest_body(digest_of(b"{}"), [(digest_of(b"kept layer"), len(b"kept layer"))], annotations={"c": "d"})
+    assert lab.put_manifest(REPO, "stored", stored).status == 500
+    bodies = [key for key in lab.objects() if key.startswith("manifests/")]
+    assert len(bodies) == 4  # kept, and the three left unsettled
+    lab.clock.later(1)
+    assert lab.jobs.purge().bodies == 0  # a request may still settle them
+    lab.clock.later(2)
+    lines: list[str] = []
+    assert lab.jobs.purge(dry_run=True, notify=lines.append).bodies == 2
+    assert [key for key in lab.objects() if key.startswith("manifests/")] == bodies
+    assert sum(line.startswith("manifest body manifests/") for line in lines) == 2
+    assert lab.jobs.purge().bodies == 2
+    assert len([key for key in lab.objects() if key.startswith("manifests/")]) == 2
+    lab.pulls_exactly(REPO, "kept", kept_body)
+    lab.pulls_exactly(REPO, "stored", stored)
+    assert lab.client.get(f"/v2/{REPO}/manifests/never").status == 404
+    assert lab.jobs.purge().bodies == 0  # settled: the next run has nothing to look at
