@@ -2,7 +2,8 @@
 Gateway stand-in into the real handler, must get what any client can rely on:
 
 1. never a 5xx: bad input is the client's fault, so it gets a 4xx;
-2. every 4xx with a body is the spec's `{"errors": [{"code", "message", ...}]}` with a spec code;
+2. every 4xx with a body is the spec's `{"errors": [{"code", "message", ...}]}` with a spec code
+   (but for API Gateway's own 413, which no function sees);
 3. nothing stored is lost or corrupted: each example starts from a fresh bucket and table
    holding a known blob and a tagged manifest in two repositories, TARGET (which requests
    name, so they collide with what is stored) and SAFE (which no request path names). After
@@ -236,6 +237,8 @@ def check_response(sent: Sent, response: Any, logs: LogCapture) -> None:
         return
     if not response.body:
         return
+    if (response.status, response.body) == (413, b'{"message":"Request Too Long"}'):
+        return  # API Gateway's own answer to a body whose event would pass Lambda's payload limit
     try:
         doc = json.loads(response.body)
     except ValueError:
@@ -659,6 +662,7 @@ INDEX_BODY = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
 @example(batch=[Sent("GET", "/v2/_catalog?n=²")])
 @example(batch=[Sent("PUT", f"/v2/{TARGET}/manifests/{TAG}", [], b"[" * 100_000)])
 @example(batch=[Sent("HEAD", "/v2/", [], b"\0" * 5 * 1024 * 1024)])
+@example(batch=[Sent("PUT", "/v2/", [], b"\0" * 5 * 1024 * 1024)])
 @example(batch=[Sent("PATCH", f"/v2/{TARGET}/blobs/uploads/{UPLOAD}",
                      [("Content-Range", "9" * 5000 + "-" + "9" * 5000)], b"x")])
 def test_random_requests(worlds: Callable[[], tuple[World, LogCapture]], batch: list[Sent]) -> None:
