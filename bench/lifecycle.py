@@ -7,8 +7,9 @@ moto's backend (100,000 manifests through BatchWriteItem would take minutes): pe
 item, a tag, its own layer's blob record (counted, so not a candidate) and link; per hundred
 manifests a repository, an upload in progress and a blob pushed but not yet referenced (both
 in the sweep index, neither idle nor past the grace period). The garbage, the same at every
-size: unreferenced blobs past the grace period, abandoned uploads with a piece each, and pieces
-no record names from two hours ago.
+size: unreferenced blobs past the grace period, abandoned uploads with a piece each, pieces no
+record names from two hours ago, multipart uploads no record names and manifest bodies left
+unsettled by pushes that died.
 
 Times are split as everywhere in the bench: "in AWS" is the time inside the calls, here moto's;
 moto has no index and walks the whole table for every Query on one, which DynamoDB does not, so
@@ -17,6 +18,7 @@ that part grows with the registry here and would not deployed. "Own" is the rest
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 from collections import Counter
@@ -33,6 +35,8 @@ PER_REPOSITORY = 100
 GARBAGE_BLOBS = 100
 ABANDONED_UPLOADS = 20
 ORPHANED_PIECES = 10
+ORPHANED_MULTIPART = 5  # S3 multipart uploads no record names (a CreateMultipartUpload answer lost)
+UNSETTLED_BODIES = 5  # manifest bodies in S3 a push wrote and then died
 SCAN_PAGE = 500  # items per Scan page in the design this replaces (a full scan per purge and per collection)
 
 
@@ -88,10 +92,14 @@ class Seeder:
 
 def seed(backend: Backend, table: str, bucket: str, manifests: int, now: int, old: int) -> int:
     """The registry and its garbage; returns the number of items in the table."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
     from chalicelib.storage.keys import CATALOG, blob_pk, link_sk, manifest_sk, repo_pk, sweep_shard, tag_sk
+    from chalicelib.storage.manifests import unsettled_body
     from chalicelib.uploads.state import UploadState, piece_hour
 
-    seeder, s3 = Seeder(backend, table), backend.client("s3")
+    seeder, s3, moto_s3 = Seeder(backend, table), backend.client("s3"), s3_backends[DEFAULT_ACCOUNT_ID]["global"]
     config = "sha256:" + "c" * 64
     seeder.put({"pk": blob_pk(config), "sk": "blob", "key": "blobs/config", "size": 2, "created": old, "touched": old,
                 "refs": manifests, "repos": {"seed"}})
@@ -133,6 +141,17 @@ def seed(backend: Backend, table: str, bucket: str, manifests: int, now: int, ol
     for number in range(ORPHANED_PIECES):
         s3.put_object(Bucket=bucket, Key=f"blobs/pieces/{hour}/{UploadState.new('x', None).uuid}.4.{number:012x}",
                       Body=b"z")
+    for _ in range(ORPHANED_MULTIPART):
+        key = f"blobs/{UploadState.new('x', None).uuid}"
+        started = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        s3.upload_part(Bucket=bucket, Key=key, UploadId=started, PartNumber=1, Body=b"w")
+        orphan: Any = moto_s3.get_bucket(bucket).multiparts[started]
+        orphan.initiated -= datetime.timedelta(hours=3)  # started long ago (motoguard dates moto's uploads)
+    for number in range(UNSETTLED_BODIES):
+        digest = f"sha256:{number:062x}bb"
+        key = f"manifests/sha256/{digest[7:]}.{number:012x}"
+        s3.put_object(Bucket=bucket, Key=key, Body=b"{}")
+        seeder.put({**unsettled_body("seed/r0", digest, key), "touched": old})
     # The purge last swept the hour before: it lists the orphans' hour and the next.
     seeder.put({"pk": "lifecycle", "sk": "purge", "pieces_swept": piece_hour(now - 4 * 3600)})
     return seeder.items
@@ -163,7 +182,7 @@ def measure_size(backend: Backend, manifests: int, progress: Callable[[str], Non
         started = time.perf_counter()
         if job == "purge":
             report = jobs.purge()
-            removed = report.uploads + report.pieces
+            removed = report.uploads + report.pieces + report.multipart + report.bodies
         else:
             removed = jobs.collector().run(never).blobs
         figures.append(JobFigures(counter.calls() - calls, time.perf_counter() - started, counter.seconds() - aws,
@@ -193,6 +212,7 @@ def lines(sizes: list[SizeFigures]) -> list[str]:
         result.append(f"  {size.manifests:,}: purge {by_api(size.purge.calls)}; "
                       f"collection {by_api(size.collection.calls)}")
     result.append(f"  garbage at every size: {GARBAGE_BLOBS} unreferenced blobs past the grace period, "
-                  f"{ABANDONED_UPLOADS} abandoned uploads with a piece each, {ORPHANED_PIECES} orphaned pieces; "
+                  f"{ABANDONED_UPLOADS} abandoned uploads with a piece each, {ORPHANED_PIECES} orphaned pieces, "
+                  f"{ORPHANED_MULTIPART} orphaned multipart uploads, {UNSETTLED_BODIES} orphaned manifest bodies; "
                   "\"s\" includes moto's Query on the index, which walks the whole table (DynamoDB's does not)")
     return result

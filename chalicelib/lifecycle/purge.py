@@ -132,14 +132,14 @@ def settle_bodies(store: HousekeepingStore, blobs: BlobStore, cutoff: int, shoul
     (a dry run only counts them). False when told to stop first."""
     for page, position in store.candidates("body", cutoff, page_size=page_size):
         named = store.bodies_named(page)
-        for item in page:
-            key = item["pk"][len(UNSETTLED_BODY):]
+        keys = [item["pk"][len(UNSETTLED_BODY):] for item in page]
+        for key, item in zip(keys, page, strict=True):
             if key not in named:
                 report.bodies += 1
                 notify(f"manifest body {key} of {item['repo']}@{item['digest']}, which no record names")
-                if not dry_run:
-                    blobs.delete([key])
-            if not dry_run:
+        if not dry_run:
+            blobs.delete([key for key in keys if key not in named])
+            for key in keys:
                 store.settle_body(key)
         if position is not None and should_stop():
             return False
