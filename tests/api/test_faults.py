@@ -239,6 +239,15 @@ def _direct_retry(world: World, state: dict[str, Any]) -> None:
     state["kept"] = world.keep(state["data"])
 
 
+def _cancel_act(world: World, state: dict[str, Any]) -> None:
+    world.client.delete(state["location"])
+
+
+def _cancel_retry(world: World, state: dict[str, Any]) -> None:
+    assert world.client.delete(state["location"]).status in (204, 404)
+    assert world.client.get(state["location"]).status == 404
+
+
 def _image_prepare(world: World) -> dict[str, Any]:
     layers = [b"layer one " * 100, b"layer two " * 100]
     for blob in (CONFIG, *layers):
@@ -310,6 +319,7 @@ def _collection_act(world: World, state: dict[str, Any]) -> None:
 OPERATIONS = {
     "chunked-upload": Operation(_chunked_prepare, _chunked_act, _uploaded_retry, _kept_settle),
     "finish": Operation(_finish_prepare, _finish_act, _uploaded_retry, _kept_settle),
+    "cancel": Operation(_finish_prepare, _cancel_act, _cancel_retry),
     "direct-finish": Operation(_direct_prepare, _finish_act, _direct_retry, _kept_settle, direct=True),
     "manifest-put": Operation(_image_prepare, _manifest_put_act, _manifest_put_retry, _manifest_put_settle),
     "manifest-delete": Operation(_tagged_prepare, _manifest_delete_act, _manifest_delete_retry, _kept_image_settle),
