@@ -27,6 +27,7 @@ import collections
 import copy
 import datetime
 import functools
+import hashlib
 import json
 import threading
 import time
@@ -86,8 +87,9 @@ def _holding(lock: Any, method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 IDEMPOTENCY_SECONDS = 600  # how long DynamoDB remembers a transaction's ClientRequestToken
-# token -> (the request, when it ran, its answer), oldest first
-_done: collections.OrderedDict[str, tuple[str, float, Any]] = collections.OrderedDict()
+# token -> (the request's digest, when it ran, its answer), oldest first. A digest, not the
+# request: a transaction carries up to 4 MB of items, which ten minutes of them must not keep.
+_done: collections.OrderedDict[str, tuple[bytes, float, Any]] = collections.OrderedDict()
 
 
 def _idempotent(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -102,7 +104,8 @@ def _idempotent(method: Callable[..., Any]) -> Callable[..., Any]:
         now = time.monotonic()
         while _done and now - next(iter(_done.values()))[1] > IDEMPOTENCY_SECONDS:
             _done.popitem(last=False)
-        request = json.dumps(handler.body.get("TransactItems"), sort_keys=True, default=repr)
+        request = hashlib.sha256(json.dumps(handler.body.get("TransactItems"), sort_keys=True,
+                                            default=repr).encode()).digest()
         if token is not None and token in _done:
             if _done[token][0] != request:
                 raise DynamodbException("com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException",
