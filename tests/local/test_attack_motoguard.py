@@ -41,17 +41,18 @@ def put(table: str, pk: str, **values: object) -> dict[str, object]:
 def test_remembered_tokens_do_not_hold_what_the_transactions_wrote(server: LocalServer) -> None:
     """Each transaction's token is remembered for ten minutes; what it wrote must not be. A
     push of a large manifest writes its body in a transaction: remembering whole requests
-    kept ~1 MiB per such push, for pushes that store one item."""
+    kept ~1.2 MiB per such push, for pushes that store one item."""
     moto = Moto(server.port)
     table = f"tokens-{uuid.uuid4().hex[:8]}"
     create_table(moto.dynamodb, table)
     body = os.urandom(MANIFEST_SIZED)
     moto.dynamodb.transact_write_items(TransactItems=[put(table, "manifest", body=body)])
     before = resident_bytes(server.process.pid)
-    for _ in range(100):  # the same manifest, pushed again and again
+    for _ in range(200):  # the same manifest, pushed again and again
         moto.dynamodb.transact_write_items(TransactItems=[put(table, "manifest", body=body)])
     grown = resident_bytes(server.process.pid) - before
-    assert grown < 24 * MiB, f"{grown / MiB:.0f} MiB more after 100 transactions rewriting one item"
+    # Remembering the requests grew it by ~250 MiB; what remains is the allocator's own churn.
+    assert grown < 64 * MiB, f"{grown / MiB:.0f} MiB more after 200 transactions rewriting one item"
 
 
 def test_a_token_whose_transaction_was_cancelled_runs_again(aws: AwsClients, table: str) -> None:
@@ -91,3 +92,8 @@ def test_open_multipart_uploads_are_listed_with_their_initiator_and_owner(aws: A
     aws.s3.create_multipart_upload(Bucket=bucket, Key="blobs/a")
     (listed,) = aws.s3.list_multipart_uploads(Bucket=bucket)["Uploads"]
     assert listed["Initiator"]["ID"] and listed["Owner"]["ID"], listed
+
+
+def test_listing_the_uploads_of_a_missing_bucket_says_no_such_bucket(aws: AwsClients) -> None:
+    with pytest.raises(aws.s3.exceptions.NoSuchBucket):
+        aws.s3.list_multipart_uploads(Bucket=f"attack-{uuid.uuid4().hex[:12]}")
