@@ -20,10 +20,10 @@ from tests.api.faults import Injector
 from tests.api.lifecycle_support import Lab
 from tests.api.test_direct import send_parts, verify
 from tests.api.test_faults import World, injector  # noqa: F401, F811 (the fixture)
-from tests.helpers import MiB, digest_of, fetch_blob, open_multipart_uploads, start_upload
+from tests.api.test_lifecycle_purge import CHUNK, patch  # two chunks fill an S3 part
+from tests.helpers import digest_of, fetch_blob, open_multipart_uploads, start_upload
 
 REPO = "team/big"
-CHUNK = 4 * MiB + 256 * 1024  # two of them fill an S3 part: the second starts the multipart upload
 PAST_THE_LAG = 3  # hours: past the sweep's two, well short of the upload's maximum age
 
 
@@ -36,12 +36,6 @@ def lab(registry: Registry, aws: Any, client: Any, monkeypatch: pytest.MonkeyPat
     lab = Lab(wired, aws, client, monkeypatch)
     lab.configure(upload_max_age_hours=24)
     return lab
-
-
-def patch(lab: Lab, location: str, data: bytes, start: int) -> str:
-    response = lab.client.patch(location, body=data, headers={"Content-Range": f"{start}-{start + len(data) - 1}"})
-    assert response.status == 202, response.body
-    return str(response.header("Location"))
 
 
 def multipart_started(lab: Lab) -> tuple[str, bytes]:
