@@ -27,6 +27,7 @@ import collections
 import copy
 import datetime
 import functools
+import hashlib
 import json
 import threading
 import time
@@ -86,8 +87,9 @@ def _holding(lock: Any, method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 IDEMPOTENCY_SECONDS = 600  # how long DynamoDB remembers a transaction's ClientRequestToken
-# token -> (the request, when it ran, its answer), oldest first
-_done: collections.OrderedDict[str, tuple[str, float, Any]] = collections.OrderedDict()
+# token -> (the request's digest, when it ran, its answer), oldest first. A digest, not the
+# request: a transaction carries up to 4 MB of items, which ten minutes of them must not keep.
+_done: collections.OrderedDict[str, tuple[bytes, float, Any]] = collections.OrderedDict()
 
 
 def _idempotent(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -102,7 +104,8 @@ def _idempotent(method: Callable[..., Any]) -> Callable[..., Any]:
         now = time.monotonic()
         while _done and now - next(iter(_done.values()))[1] > IDEMPOTENCY_SECONDS:
             _done.popitem(last=False)
-        request = json.dumps(handler.body.get("TransactItems"), sort_keys=True, default=repr)
+        request = hashlib.sha256(json.dumps(handler.body.get("TransactItems"), sort_keys=True,
+                                            default=repr).encode()).digest()
         if token is not None and token in _done:
             if _done[token][0] != request:
                 raise DynamodbException("com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException",
@@ -254,18 +257,29 @@ def _date_multipart_uploads() -> None:
         upload.initiated = datetime.datetime.now(datetime.UTC)
 
     FakeMultipart.__init__ = dated  # type: ignore[method-assign, assignment]
-    S3Response.list_multipart_uploads = _list_multipart_uploads  # type: ignore[method-assign, assignment]
+    S3Response.list_multipart_uploads = _dated_listing(S3Response.list_multipart_uploads)  # type: ignore[method-assign]
 
 
-def _list_multipart_uploads(response: Any) -> Any:
-    """ListMultipartUploads as S3 answers it (one page: moto has no paging of its own)."""
-    from moto.core.responses import ActionResult
+def _dated_listing(method: Callable[..., Any]) -> Callable[..., Any]:
+    """moto's ListMultipartUploads answer (keys, ids, initiator, owner), each upload with the
+    date it started in place of moto's one date for all."""
 
-    prefix = response.querystring.get("prefix", [""])[0]
-    uploads = [{"Key": upload.key_name, "UploadId": upload.id, "StorageClass": "STANDARD",
-                "Initiated": upload.initiated.strftime("%Y-%m-%dT%H:%M:%S.000Z")}
-               for upload in response.backend.list_multipart_uploads(response.bucket_name).values()
-               if upload.key_name.startswith(prefix)]
-    response.data["Action"] = "ListMultipartUploads"
-    return response.serialized(ActionResult({"Bucket": response.bucket_name, "KeyMarker": "", "UploadIdMarker": "",
-                                             "MaxUploads": 1000, "IsTruncated": False, "Uploads": uploads}))
+    @functools.wraps(method)
+    def listing(response: Any) -> Any:
+        serialize = response.serialized
+
+        def dated(result: Any) -> Any:
+            # Read after moto's own listing: an upload listed is here, unless it ended meanwhile.
+            started = response.backend.list_multipart_uploads(response.bucket_name)
+            for upload in result.result["Uploads"]:
+                if upload["UploadId"] in started:
+                    upload["Initiated"] = started[upload["UploadId"]].initiated.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            return serialize(result)
+
+        response.serialized = dated  # moto answers each request with an S3Response of its own
+        try:
+            return method(response)
+        finally:
+            del response.serialized  # an error (no such bucket) is answered as moto answers it
+
+    return listing

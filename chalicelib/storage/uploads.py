@@ -67,9 +67,9 @@ class UploadRecords(Table):
                                ConditionExpression="attribute_not_exists(pk)"):
             return
         # The uuid is new: an item already there is this write, sent again by botocore after
-        # its answer was lost (anything else would be a uuid drawn twice, an error).
-        stored = self.get_upload(record.uuid)
-        if stored is None or upload_values(stored) != upload_values(record):
+        # its answer was lost (anything else would be a uuid drawn twice, an error). Compared
+        # as records: the values' `touched` is the moment they are made, not the upload's.
+        if self.get_upload(record.uuid) != upload_record(record.uuid, upload_values(record)):
             raise RuntimeError(f"upload {record.uuid} exists already")
 
     def get_upload(self, uuid: str) -> UploadRecord | None:
