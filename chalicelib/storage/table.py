@@ -72,12 +72,16 @@ class Table:
         return self._conditional(operation, **kwargs) is not None
 
     def _delete_existing(self, pk: str, sk: str) -> bool:
-        """Delete the item; False when there was none. A transaction of one, for its idempotency
-        token: botocore's retry of a delete whose answer was lost is then answered as the delete
-        was, where a DeleteItem sent again would find nothing and say so."""
+        """Delete the item; False when there was none."""
+        return self._transact_one({"Delete": {"TableName": self.table, "Key": to_item({"pk": pk, "sk": sk}),
+                                              "ConditionExpression": "attribute_exists(pk)"}})
+
+    def _transact_one(self, action: dict[str, Any]) -> bool:
+        """One conditional write, False when its condition did not hold. A transaction of one for
+        its idempotency token: botocore's retry of a write whose answer was lost is then answered
+        as the write was, where the write sent again would fail its own condition."""
         try:
-            self._transact([{"Delete": {"TableName": self.table, "Key": to_item({"pk": pk, "sk": sk}),
-                                        "ConditionExpression": "attribute_exists(pk)"}}])
+            self._transact([action])
         except self._db.exceptions.TransactionCanceledException as error:
             if cancellation_reasons(error) == [FAILED]:
                 return False

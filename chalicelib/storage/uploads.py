@@ -9,7 +9,7 @@ from typing import Any
 
 from chalicelib.storage.keys import sweep_shard, upload_pk
 from chalicelib.storage.records import UPLOAD_TTL_HOURS, Direct, Piece, UploadRecord
-from chalicelib.storage.table import Table, from_item, to_item
+from chalicelib.storage.table import Table, to_item
 
 UPLOAD_TTL_SECONDS = UPLOAD_TTL_HOURS * 3600  # a backstop only: the purge job does the real clean-up
 
@@ -135,16 +135,18 @@ class UploadRecords(Table):
                                                ":now": int(time.time())}),
         )
 
-    def delete_upload(self, uuid: str) -> UploadRecord | None:
-        """Delete the upload whatever its state; returns what it held when deleted (None when it
-        was already gone), which may be more than a state read earlier."""
-        result = self._conditional(
-            "delete_item",
-            Key=to_item({"pk": upload_pk(uuid), "sk": "upload"}),
-            ConditionExpression="attribute_exists(pk)",
-            ReturnValues="ALL_OLD",
-        )
-        return upload_record(uuid, from_item(result["Attributes"])) if result else None
+    def cancel_upload(self, record: UploadRecord) -> bool:
+        """Delete the upload only as `record` holds it: no chunk committed and no finish claimed
+        it since it was read (what the canceller then removes is exactly what it holds). False
+        when it changed or is gone."""
+        claim = "attribute_not_exists(finishing)" if record.finishing is None else "finishing = :finishing"
+        values: dict[str, Any] = {":expected": record.offset}
+        if record.finishing is not None:
+            values[":finishing"] = record.finishing
+        return self._transact_one({"Delete": {
+            "TableName": self.table, "Key": to_item({"pk": upload_pk(record.uuid), "sk": "upload"}),
+            "ConditionExpression": f"attribute_exists(pk) AND #offset = :expected AND {claim}",
+            "ExpressionAttributeNames": {"#offset": "offset"}, "ExpressionAttributeValues": to_item(values)}})
 
     def retire_upload(self, record: UploadRecord, idle_since: int | None = None) -> bool:
         """Delete the upload only if no chunk committed since `record` was read; with

@@ -21,6 +21,7 @@ from chalicelib.storage.s3 import BlobStore, MissingObject
 from chalicelib.uploads.state import MAX_PARTS, Piece, UploadState, range_header, valid_uuid
 
 _PROMOTE_ATTEMPTS = 5
+_CANCEL_ATTEMPTS = 20  # each chunk that commits first makes a cancel read again
 
 
 def _sha256(hash_state: bytes | None, data: bytes) -> str:
@@ -60,14 +61,17 @@ class Uploads:
         return state
 
     def cancel(self, state: UploadState) -> None:
-        deleted = self._meta.delete_upload(state.uuid)
-        if deleted is None:
-            raise RegistryError(Oci.BLOB_UPLOAD_UNKNOWN, detail={"uuid": state.uuid})
-        # What the record held when deleted: a chunk may have committed since `state` was read.
-        # A finished direct upload's object exists (being verified, or failed) before any record,
-        # and so may the object of a finish under way.
-        held = UploadState.of(deleted)
-        self.discard(held, also=[held.object_key] if held.direct or held.finishing else [])
+        held: UploadState | None = state
+        for _ in range(_CANCEL_ATTEMPTS):
+            if held is None:
+                raise RegistryError(Oci.BLOB_UPLOAD_UNKNOWN, detail={"uuid": state.uuid})
+            if self._meta.cancel_upload(held):
+                # A finished direct upload's object exists (being verified, or failed) before
+                # any record, and so may the object of a finish under way.
+                self.discard(held, also=[held.object_key] if held.direct or held.finishing else [])
+                return
+            held = self.current(state.uuid)  # a chunk or a finish moved it since it was read
+        raise RuntimeError(f"upload {state.uuid} kept moving while cancelled")
 
     def abandon(self, state: UploadState, idle_since: int | None = None) -> bool:
         """Drop an upload nobody moved since `state` was read (the purge), nor touched since

@@ -156,8 +156,6 @@ def test_a_started_upload_sent_twice_is_recognised_across_a_second_boundary(
     assert lab.client.get(started.header("Location")).status == 204
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed: an upload's cancel is a DeleteItem returning the old record, which "
-                                       "its retry cannot return; the sweeps remove what it leaves after two hours")
 def test_a_cancel_botocore_sent_again_gets_the_answer_its_first_attempt_earned(
         aws: AwsClients, injector: Injector, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811 (the fixture)
     """As a tag's delete now is: the cancel took effect, its answer was lost, and botocore's
@@ -176,4 +174,4 @@ def test_a_cancel_botocore_sent_again_gets_the_answer_its_first_attempt_earned(
         finally:
             world.drop()
 
-    run(run(0).index("dynamodb.DeleteItem") + 1)
+    run(run(0).index("dynamodb.TransactWriteItems") + 1)
