@@ -153,8 +153,7 @@ class UploadRecords(Table):
         `idle_since` (the purge), only if nothing at all touched it since then either (a finish
         claiming it does)."""
         delete = dict(upload_delete(self.table, record)["Delete"])
-        del delete["TableName"]
         if idle_since is not None:
             delete.update(ConditionExpression=f"{delete['ConditionExpression']} AND touched = :touched",
                           ExpressionAttributeValues=to_item({":expected": record.offset, ":touched": idle_since}))
-        return self._conditionally("delete_item", **delete)
+        return self._transact_one({"Delete": delete})
