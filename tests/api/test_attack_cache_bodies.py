@@ -6,30 +6,22 @@ condition. The cache must not then delete the body that item names."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from chalicelib.registry import Registry
 from chalicelib.storage.clients import AwsClients
-from tests.api.cache_support import PREFIX, Cached, cache_rule, cached_registry
+from tests.api.cache_support import PREFIX, Cached
 from tests.api.faults import Injector
-from tests.api.upstream_registry import OCI_MANIFEST, UpstreamRegistry
+from tests.api.test_cache import cache, upstream  # noqa: F401 (the fixtures)
+from tests.api.upstream_registry import OCI_MANIFEST
 
 ACCEPT = {"Accept": OCI_MANIFEST}
 
 
-@pytest.fixture
-def upstream() -> Iterator[UpstreamRegistry]:
-    with UpstreamRegistry(auth="token").running() as running:
-        yield running
-
-
-@pytest.fixture
-def cache(registry: Registry, aws: AwsClients, monkeypatch: pytest.MonkeyPatch,
-          upstream: UpstreamRegistry) -> Iterator[Cached]:
+@pytest.fixture(autouse=True)
+def bodies_in_s3(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("chalicelib.cache.service.INLINE_LIMIT", 0)  # every body goes to S3
-    with cached_registry(registry, aws, monkeypatch, upstream, cache_rule(upstream, ttl_seconds=60)) as wired:
-        yield wired
 
 
 @pytest.fixture
@@ -40,27 +32,21 @@ def injector(aws: AwsClients) -> Iterator[Injector]:
     injector.detach()
 
 
-def test_a_cached_manifest_whose_put_botocore_sent_again_keeps_its_body(cache: Cached, injector: Injector) -> None:
-    first, _ = cache.upstream.add_image("team/app", "1", [b"first"])
-    with injector.armed_at(0, "retried") as made:
-        assert cache.api.get(f"/v2/{PREFIX}team/app/manifests/{first}", headers=ACCEPT).status == 200
-    at = made.index("dynamodb.PutItem") + 1
-    digest, body = cache.upstream.add_image("team/app", "2", [b"second"])
-    with injector.armed_at(at, "retried"):
-        assert cache.api.get(f"/v2/{PREFIX}team/app/manifests/{digest}", headers=ACCEPT).status == 200
-    cache.upstream.down = True  # served from the cache alone
-    again = cache.api.get(f"/v2/{PREFIX}team/app/manifests/{digest}", headers=ACCEPT)
-    assert again.status == 200 and again.body == body, again.body[:300]
+def pull(cache: Cached, reference: str) -> Any:  # noqa: F811 (the fixture)
+    return cache.api.get(f"/v2/{PREFIX}team/app/manifests/{reference}", headers=ACCEPT)
 
 
-def test_a_cached_tag_whose_put_botocore_sent_again_keeps_its_body(cache: Cached, injector: Injector) -> None:
-    cache.upstream.add_image("team/app", "first", [b"first"])
+@pytest.mark.parametrize("by", ["digest", "tag"])
+def test_a_cached_manifest_whose_put_botocore_sent_again_keeps_its_body(
+        by: str, cache: Cached, injector: Injector) -> None:  # noqa: F811 (the fixture)
+    """By digest, the manifest's put is sent again; by tag, the tag's (which comes after it)."""
+    first, _ = cache.upstream.add_image("team/app", "first", [b"first"])
     with injector.armed_at(0, "retried") as made:
-        assert cache.api.get(f"/v2/{PREFIX}team/app/manifests/first", headers=ACCEPT).status == 200
-    at = len(made) - made[::-1].index("dynamodb.PutItem")  # the tag's put comes after the manifest's
-    _, body = cache.upstream.add_image("team/app", "second", [b"second"])
-    with injector.armed_at(at, "retried"):
-        assert cache.api.get(f"/v2/{PREFIX}team/app/manifests/second", headers=ACCEPT).status == 200
+        assert pull(cache, first if by == "digest" else "first").status == 200
+    puts = [n for n, call in enumerate(made, 1) if call == "dynamodb.PutItem"]
+    digest, body = cache.upstream.add_image("team/app", "second", [b"second"])
+    with injector.armed_at(puts[0] if by == "digest" else puts[-1], "retried"):
+        assert pull(cache, digest if by == "digest" else "second").status == 200
     cache.upstream.down = True  # served from the cache alone
-    again = cache.api.get(f"/v2/{PREFIX}team/app/manifests/second", headers=ACCEPT)
+    again = pull(cache, digest if by == "digest" else "second")
     assert again.status == 200 and again.body == body, again.body[:300]
