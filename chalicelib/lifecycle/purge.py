@@ -139,8 +139,8 @@ def settle_bodies(store: HousekeepingStore, blobs: BlobStore, cutoff: int, shoul
                 notify(f"manifest body {key} of {item['repo']}@{item['digest']}, which no record names")
         if not dry_run:
             blobs.delete([key for key in keys if key not in named])
-            for key in keys:
-                store.settle_body(key)
+            for key, item in zip(keys, page, strict=True):
+                store.settle_body(key, item.get("note"))  # a delete may have noted a kept body since
         if position is not None and should_stop():
             return False
     return True

@@ -54,7 +54,7 @@ class Manifests:
         inline = len(body) + indexed <= INLINE_LIMIT
         body_key = None if inline else manifest_key(digest)
         if body_key:
-            self._meta.note_body(repo, str(digest), body_key)
+            note = self._meta.note_body(repo, str(digest), body_key)
             self._blobs.put(body_key, body)
         record = ManifestRecord(
             digest=str(digest),
@@ -86,7 +86,7 @@ class Manifests:
             if body_key and stored is not None:
                 if not stored:
                     self._blobs.delete([body_key])  # refused, or the stored manifest keeps its own copy
-                self._meta.settle_body(body_key)
+                self._meta.settle_body(body_key, note)
         return record, manifest
 
     def _check_children(self, repo: str, manifest: Manifest) -> None:

@@ -111,13 +111,22 @@ class CacheStore(Table):
             ConditionExpression="attribute_not_exists(pk) OR fetched < :fetched",
             ExpressionAttributeValues=to_item({":fetched": cached.fetched}), ReturnValues="ALL_OLD")
         if result is None:
-            return False, None
+            # After a lost answer the body it replaced is unknown and stays in S3: a leak, not a loss.
+            return self._names_body(repo_pk(repo), f"tag#{tag}", cached), None
         return True, from_item(result.get("Attributes") or {}).get("body_key")
 
     def put_manifest(self, repo: str, cached: CachedManifest) -> bool:
         """Store a manifest by digest; False when it already is (its bytes are the same)."""
         item = {"pk": repo_pk(repo), "sk": f"manifest#{cached.record.digest}", **self._manifest_values(cached)}
-        return self._conditionally("put_item", Item=to_item(item), ConditionExpression="attribute_not_exists(pk)")
+        return (self._conditionally("put_item", Item=to_item(item), ConditionExpression="attribute_not_exists(pk)")
+                or self._names_body(item["pk"], item["sk"], cached))
+
+    def _names_body(self, pk: str, sk: str, cached: CachedManifest) -> bool:
+        """Whether the item stored is this one, after a put whose condition failed: botocore
+        sends a put again when the answer of one that took effect was lost, and the second
+        then finds the first's item. Body keys are unique per fetch, so only they can tell."""
+        key = cached.record.body_key
+        return key is not None and (self._get(pk, sk, consistent=True) or {}).get("body_key") == key
 
     def revalidated(self, repo: str, tag: str, digest: str, was_fetched: int, now: int) -> bool:
         """The upstream still names the same digest: the tag is fresh again, unless another

@@ -87,7 +87,7 @@ def unsettled_body(repo: str, digest: str, key: str) -> dict[str, Any]:
     push before its transaction, or left by a delete's. The request settles it; the purge does
     if the request died first (docs/lifecycle.md)."""
     return {"pk": unsettled_body_pk(key), "sk": "body", "repo": repo, "digest": digest,
-            "touched": int(time.time()), "sweep": sweep_shard("body", key)}
+            "touched": int(time.time()), "sweep": sweep_shard("body", key), "note": uuid.uuid4().hex[:16]}
 
 
 class ManifestRecords(BlobRecords):
@@ -197,13 +197,21 @@ class ManifestRecords(BlobRecords):
             raise self._tag_taken(repo, tag)
         raise RuntimeError(f"manifest transaction cancelled: {reasons}")
 
-    def note_body(self, repo: str, digest: str, key: str) -> None:
-        """Before a push writes its manifest body to S3 at `key`."""
-        self._db.put_item(TableName=self.table, Item=to_item(unsettled_body(repo, digest, key)))
+    def note_body(self, repo: str, digest: str, key: str) -> str:
+        """Before a push writes its manifest body to S3 at `key`; returns the note, for `settle_body`."""
+        item = unsettled_body(repo, digest, key)
+        self._db.put_item(TableName=self.table, Item=to_item(item))
+        return str(item["note"])
 
-    def settle_body(self, key: str) -> None:
-        """Once the body at `key` is named by its record, or deleted."""
-        self._db.delete_item(TableName=self.table, Key=to_item({"pk": unsettled_body_pk(key), "sk": "body"}))
+    def settle_body(self, key: str, note: str | None = None) -> None:
+        """Once the body at `key` is deleted; with `note`, once it is named by its record, and
+        only if the item is still that note: a delete of the manifest since noted the body
+        again, and it stays unsettled until that delete (or the purge) deletes the body."""
+        unsettled: dict[str, Any] = {"Key": to_item({"pk": unsettled_body_pk(key), "sk": "body"})}
+        if note:
+            unsettled.update(ConditionExpression="#note = :note", ExpressionAttributeNames={"#note": "note"},
+                             ExpressionAttributeValues=to_item({":note": note}))
+        self._conditional("delete_item", **unsettled)
 
     def get_manifest(self, repo: str, digest: str) -> ManifestRecord | None:
         item = self._get(repo_pk(repo), manifest_sk(digest))
