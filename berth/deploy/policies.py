@@ -68,7 +68,10 @@ def policies(grants: Grants) -> dict[str, dict[str, Any]]:
     missing_is_404 = _allow("MissingKeysAre404", ["s3:ListBucket"], [grants.bucket_arn])
     api = [
         # Scan: the web pages' storage totals (docs/ui.md), for those who may pull everything.
-        _allow("Table", ITEM_READS + ITEM_WRITES + ["dynamodb:Scan"], [grants.table_arn]),
+        # ConditionCheckItem: a manifest delete with more tags than one transaction holds deletes
+        # them in batches, each checking the manifest is unchanged.
+        _allow("Table", ITEM_READS + ITEM_WRITES + ["dynamodb:Scan", "dynamodb:ConditionCheckItem"],
+               [grants.table_arn]),
         # The same pages' "what a collection would free": the collector's candidates.
         _allow("SweepIndex", ["dynamodb:Query"], [grants.sweep_index_arn]),
         _allow("Objects", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",

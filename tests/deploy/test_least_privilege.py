@@ -277,6 +277,9 @@ def run_the_api(stage: Stage) -> None:
         assert pages.get(page).status == 200, page
     assert api.delete("/v2/team/app/manifests/multi", headers=auth).status == 202
     assert api.delete(f"/v2/team/app/manifests/{large}", headers=auth).status == 202
+    for number in range(100):  # more tags than a transaction holds: they go in batches, each checking the manifest
+        put_manifest(api, auth, "team/app", f"many-{number}", manifest_body(config, layers))
+    assert api.delete(f"/v2/team/app/manifests/{small}", headers=auth).status == 202
     assert api.delete(f"/v2/team/copy/blobs/{layer}", headers=auth).status == 202
     # The authorizer in Basic mode, where it looks the user up itself.
     basic = Registry.build(replace(stage.settings, auth_mode="basic"), stage.aws)
