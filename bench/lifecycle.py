@@ -95,8 +95,8 @@ def seed(backend: Backend, table: str, bucket: str, manifests: int, now: int, ol
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.s3.models import s3_backends
 
+    from chalicelib.storage.bodies import unsettled_body
     from chalicelib.storage.keys import CATALOG, blob_pk, link_sk, manifest_sk, repo_pk, sweep_shard, tag_sk
-    from chalicelib.storage.manifests import unsettled_body
     from chalicelib.uploads.state import UploadState, piece_hour
 
     seeder, s3, moto_s3 = Seeder(backend, table), backend.client("s3"), s3_backends[DEFAULT_ACCOUNT_ID]["global"]
@@ -151,7 +151,7 @@ def seed(backend: Backend, table: str, bucket: str, manifests: int, now: int, ol
         digest = f"sha256:{number:062x}bb"
         key = f"manifests/sha256/{digest[7:]}.{number:012x}"
         s3.put_object(Bucket=bucket, Key=key, Body=b"{}")
-        seeder.put({**unsettled_body("seed/r0", digest, key), "touched": old})
+        seeder.put({**unsettled_body((repo_pk("seed/r0"), manifest_sk(digest)), key), "touched": old})
     # The purge last swept the hour before: it lists the orphans' hour and the next.
     seeder.put({"pk": "lifecycle", "sk": "purge", "pieces_swept": piece_hour(now - 4 * 3600)})
     return seeder.items

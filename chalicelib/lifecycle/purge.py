@@ -136,7 +136,7 @@ def settle_bodies(store: HousekeepingStore, blobs: BlobStore, cutoff: int, shoul
         for key, item in zip(keys, page, strict=True):
             if key not in named:
                 report.bodies += 1
-                notify(f"manifest body {key} of {item['repo']}@{item['digest']}, which no record names")
+                notify(f"manifest body {key} of {item['holder_pk']} {item['holder_sk']}, which no record names")
         if not dry_run:
             blobs.delete([key for key in keys if key not in named])
             for key, item in zip(keys, page, strict=True):

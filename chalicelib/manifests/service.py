@@ -54,7 +54,7 @@ class Manifests:
         inline = len(body) + indexed <= INLINE_LIMIT
         body_key = None if inline else manifest_key(digest)
         if body_key:
-            note = self._meta.note_body(repo, str(digest), body_key)
+            note = self._meta.note_manifest_body(repo, str(digest), body_key)
             self._blobs.put(body_key, body)
         record = ManifestRecord(
             digest=str(digest),

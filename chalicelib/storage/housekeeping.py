@@ -15,7 +15,6 @@ from chalicelib.storage.keys import (
     TOMBSTONE,
     blob_pk,
     link_sk,
-    manifest_sk,
     repo_pk,
     sweep_shards,
     tag_sk,
@@ -105,9 +104,9 @@ class HousekeepingStore(MetadataStore):
         return named & set(uploads)
 
     def bodies_named(self, unsettled: list[dict[str, Any]]) -> set[str]:
-        """Which of these unsettled manifest bodies (items from the sweep index) the manifest
-        record they were written for names."""
-        wanted = [(repo_pk(item["repo"]), manifest_sk(item["digest"])) for item in unsettled]
+        """Which of these unsettled manifest bodies (items from the sweep index) the record
+        meant to name each one (its holder) names."""
+        wanted = [(item["holder_pk"], item["holder_sk"]) for item in unsettled]
         items = self._batch_get(wanted, "body_key", consistent=True)
         return {item["body_key"] for item in items if item.get("body_key")}
 

@@ -12,14 +12,13 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from chalicelib.storage.blobs import PUSH_ATTEMPTS, BlobRecords, MissingBlobs, references
+from chalicelib.storage.bodies import UnsettledBodies, unsettled_body
 from chalicelib.storage.keys import (
     CATALOG,
     manifest_sk,
     referrer_sk,
     repo_pk,
-    sweep_shard,
     tag_sk,
-    unsettled_body_pk,
 )
 from chalicelib.storage.records import ManifestRecord, Page
 from chalicelib.storage.table import FAILED, TRANSACTION_LIMIT, cancellation_reasons, to_item
@@ -82,15 +81,7 @@ def manifest_record(item: dict[str, Any]) -> ManifestRecord:
     )
 
 
-def unsettled_body(repo: str, digest: str, key: str) -> dict[str, Any]:
-    """The item saying that a manifest body in S3 may end up named by no record: written by a
-    push before its transaction, or left by a delete's. The request settles it; the purge does
-    if the request died first (docs/lifecycle.md)."""
-    return {"pk": unsettled_body_pk(key), "sk": "body", "repo": repo, "digest": digest,
-            "touched": int(time.time()), "sweep": sweep_shard("body", key), "note": uuid.uuid4().hex[:16]}
-
-
-class ManifestRecords(BlobRecords):
+class ManifestRecords(BlobRecords, UnsettledBodies):
 
     def missing_manifests(self, repo: str, digests: Iterable[str]) -> list[str]:
         """Consistent: a client pushes an index right after its manifests."""
@@ -197,21 +188,10 @@ class ManifestRecords(BlobRecords):
             raise self._tag_taken(repo, tag)
         raise RuntimeError(f"manifest transaction cancelled: {reasons}")
 
-    def note_body(self, repo: str, digest: str, key: str) -> str:
-        """Before a push writes its manifest body to S3 at `key`; returns the note, for `settle_body`."""
-        item = unsettled_body(repo, digest, key)
-        self._db.put_item(TableName=self.table, Item=to_item(item))
-        return str(item["note"])
-
-    def settle_body(self, key: str, note: str | None = None) -> None:
-        """Once the body at `key` is deleted; with `note`, once it is named by its record, and
-        only if the item is still that note: a delete of the manifest since noted the body
-        again, and it stays unsettled until that delete (or the purge) deletes the body."""
-        unsettled: dict[str, Any] = {"Key": to_item({"pk": unsettled_body_pk(key), "sk": "body"})}
-        if note:
-            unsettled.update(ConditionExpression="#note = :note", ExpressionAttributeNames={"#note": "note"},
-                             ExpressionAttributeValues=to_item({":note": note}))
-        self._conditional("delete_item", **unsettled)
+    def note_manifest_body(self, repo: str, digest: str, key: str) -> str:
+        """Before a push writes the body of `digest` in `repo` to S3 at `key`; the note, for
+        `settle_body`."""
+        return self.note_body((repo_pk(repo), manifest_sk(digest)), key)
 
     def get_manifest(self, repo: str, digest: str) -> ManifestRecord | None:
         item = self._get(repo_pk(repo), manifest_sk(digest))
@@ -254,7 +234,7 @@ class ManifestRecords(BlobRecords):
                          "ExpressionAttributeValues": to_item({":version": record.version})}
             head = [{"Delete": unchanged}]
             if record.body_key:  # deleted after the transaction: by this request, or by the purge
-                head.append(self._put(unsettled_body(repo, digest, record.body_key)))
+                head.append(self._put(unsettled_body((pk, sk), record.body_key)))
             if record.subject:
                 referrer = {"pk": pk, "sk": referrer_sk(record.subject, digest)}
                 head.append({"Delete": {"TableName": self.table, "Key": to_item(referrer)}})
