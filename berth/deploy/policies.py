@@ -126,7 +126,9 @@ def policies(grants: Grants) -> dict[str, dict[str, Any]]:
                              "dynamodb:DeleteItem"], [grants.table_arn]),
             _allow("SweepIndex", ["dynamodb:Query"], [grants.sweep_index_arn]),
             _allow("Objects", ["s3:DeleteObject", "s3:AbortMultipartUpload"], grants.objects(BLOBS, DIRECT)),
-            _allow("UnsettledBodies", ["s3:DeleteObject"], grants.objects(MANIFESTS)),
+            # Manifest bodies requests left unsettled: the registry's, and the cache's when it is on.
+            _allow("UnsettledBodies", ["s3:DeleteObject"],
+                   grants.objects(MANIFESTS, *([CACHE + MANIFESTS] if grants.cache else []))),
             {**_allow("ListPieces", ["s3:ListBucket"], [grants.bucket_arn]),
              "Condition": {"StringLike": {"s3:prefix": f"{PIECES}*"}}},
             # Open multipart uploads (keys and ids, no bytes), for those no record names; the

@@ -89,10 +89,13 @@ class Eviction:
         expired = rule is None or rule.expire_after_days is not None and pulled < now - rule.expire_after_days * DAY
         if not expired:
             return
+        if not dry_run and item.get("body_key"):  # should this run die between forgetting and deleting
+            self._store.note_body((pk, sk), item["body_key"])
         removed = item if dry_run else self._store.forget(pk, sk, pulled)
         if removed is not None:
             if not dry_run and removed.get("body_key"):
                 self._blobs.delete([removed["body_key"]])
+                self._store.settle_body(removed["body_key"])
             report.items += 1
             notify(f"{repo} {sk}")
 

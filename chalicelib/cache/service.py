@@ -31,6 +31,7 @@ from chalicelib.errors import Oci, RegistryError
 from chalicelib.manifests.parse import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 from chalicelib.manifests.service import INLINE_LIMIT, manifest_key
 from chalicelib.naming import valid_tag
+from chalicelib.storage.bodies import Holder
 from chalicelib.storage.cache import COPYING, DONE, FAILED, CachedBlob, CachedManifest, CacheStore, blob_pk, repo_pk
 from chalicelib.storage.records import ManifestRecord
 from chalicelib.storage.s3 import BlobStore
@@ -63,6 +64,14 @@ class Fetched:
     body: bytes
     manifest: Manifest
     fetched: int
+
+
+@dataclass(frozen=True)
+class NotedBody:
+    """A manifest body written to S3, and the note of its unsettled record."""
+
+    key: str
+    note: str
 
 
 @dataclass(frozen=True)
@@ -142,7 +151,7 @@ class PullThrough:
         upstream_repo = rule.upstream_name(name)
         try:
             if cached is None:
-                return self._fetch_tag(rule, name, tag, None, "fwd=miss; stored")
+                return self._fetch_tag(rule, name, tag, None, "fwd=miss; stored", cached)
             head = self._upstream(rule).manifest(upstream_repo, tag, "HEAD")
             if head.digest == cached.record.digest:
                 self._store.revalidated(name, tag, cached.record.digest, cached.fetched, now)
@@ -150,7 +159,7 @@ class PullThrough:
                 self.counters.add(revalidated=1)
                 return Served(cached.record, self._body(cached), "fwd=stale; fwd-status=304")
             changed = Digest.parse(head.digest) if head.digest and looks_like_digest(head.digest) else None
-            return self._fetch_tag(rule, name, tag, changed, "fwd=stale; fwd-status=200; stored")
+            return self._fetch_tag(rule, name, tag, changed, "fwd=stale; fwd-status=200; stored", cached)
         except NotFound as err:
             if cached is not None and err.status != 404:
                 # Refused rather than gone (credentials revoked, say): what was cached stays served.
@@ -177,19 +186,31 @@ class PullThrough:
         return Served(cached.record, self._body(cached), f'hit; ttl={-past}; detail="upstream unavailable"',
                       stale=True)
 
-    def _fetch_tag(self, rule: Rule, name: str, tag: str, digest: Digest | None, status: str) -> Served:
+    def _fetch_tag(self, rule: Rule, name: str, tag: str, digest: Digest | None, status: str,
+                   cached: CachedManifest | None) -> Served:
         """The tag from upstream (by the digest a HEAD named, when it named one: what it names
         cannot change under us), stored as the tag and as the manifest by digest."""
         fetched = self._fetch(rule, name, str(digest) if digest else tag, digest)
         stored = self._stored_manifest(name, fetched)
-        tag_body_key = self._put_body(fetched.record.digest, fetched.body)
+        holder = self._store.tag_holder(name, tag)
+        ours = self._put_body(holder, fetched.record.digest, fetched.body)
+        # The body the tag named when read goes once the tag names another: noted first, so that
+        # if the write's outcome is lost the purge still deletes it.
+        old = cached.record.body_key if cached else None
+        if old:
+            self._store.note_body(holder, old)
         tag_record = ManifestRecord(stored.record.digest, stored.record.media_type, stored.record.size,
-                                    None if tag_body_key else fetched.body, tag_body_key)
+                                    None if ours else fetched.body, ours.key if ours else None)
         written, replaced = self._store.put_tag(name, tag, CachedManifest(tag_record, fetched.fetched,
                                                                           fetched.fetched))
-        leftover = [key for key in (replaced if written else tag_body_key,) if key]
+        if ours and written:
+            self._store.settle_body(ours.key, ours.note)
+        leftover = replaced if written else (ours.key if ours else None)
         if leftover:
-            self._blobs.delete(leftover)
+            self._blobs.delete([leftover])
+            self._store.settle_body(leftover)
+        # An `old` that is not the leftover was replaced by another fetch, or by this one with
+        # its answer lost: the purge settles it.
         self.counters.add(misses=1)
         return Served(stored.record, fetched.body, status)
 
@@ -220,21 +241,28 @@ class PullThrough:
         return Fetched(record, answer.body, manifest, self._now())
 
     def _stored_manifest(self, name: str, fetched: Fetched) -> CachedManifest:
-        body_key = self._put_body(fetched.record.digest, fetched.body)
-        record = ManifestRecord(fetched.record.digest, fetched.record.media_type, fetched.record.size,
-                                None if body_key else fetched.body, body_key)
+        digest = fetched.record.digest
+        body = self._put_body(self._store.manifest_holder(name, digest), digest, fetched.body)
+        record = ManifestRecord(digest, fetched.record.media_type, fetched.record.size,
+                                None if body else fetched.body, body.key if body else None)
         cached = CachedManifest(record, fetched.fetched, fetched.fetched)
-        if not self._store.put_manifest(name, cached) and body_key:
-            self._blobs.delete([body_key])  # the stored one has its own copy
+        stored = self._store.put_manifest(name, cached)
+        if body and stored:
+            self._store.settle_body(body.key, body.note)
+        elif body:
+            self._blobs.delete([body.key])  # the stored one has its own copy
+            self._store.settle_body(body.key)
         return cached
 
-    def _put_body(self, digest: str, body: bytes) -> str | None:
-        """Bodies too big for a table item go to S3, one object per record holding it."""
+    def _put_body(self, holder: Holder, digest: str, body: bytes) -> NotedBody | None:
+        """Bodies too big for a table item go to S3, one object per record holding it, noted as
+        unsettled first (the purge deletes it should this request die before `holder` names it)."""
         if len(body) <= INLINE_LIMIT:
             return None
         key = CACHE_PREFIX + manifest_key(Digest.parse(digest))
+        note = self._store.note_body(holder, key)
         self._blobs.put(key, body)
-        return key
+        return NotedBody(key, note)
 
     def _body(self, cached: CachedManifest) -> bytes:
         record = cached.record
@@ -245,9 +273,12 @@ class PullThrough:
         return Served(cached.record, self._body(cached), status)
 
     def _forget_tag(self, name: str, tag: str, cached: CachedManifest) -> None:
+        if cached.record.body_key:  # should this request die before deleting it
+            self._store.note_body(self._store.tag_holder(name, tag), cached.record.body_key)
         dropped = self._store.forget_tag(name, tag, cached.record.digest)
         if dropped and dropped.get("body_key"):
             self._blobs.delete([dropped["body_key"]])
+            self._store.settle_body(dropped["body_key"])
 
     def _pulled(self, name: str, sk: str, cached: CachedManifest) -> None:
         """Note the pull for eviction (at most hourly per item), and the pull of the blobs an

@@ -17,8 +17,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.storage.bodies import Holder, UnsettledBodies
 from chalicelib.storage.records import ManifestRecord
-from chalicelib.storage.table import Table, from_item, to_item
+from chalicelib.storage.table import from_item, to_item
 
 BLOB_PK = "cacheblob#"
 COUNTERS_PK = "cache"
@@ -77,9 +78,19 @@ class Collection:
     last_finished: int = 0
 
 
-class CacheStore(Table):
+class CacheStore(UnsettledBodies):
 
     # ---- manifests and tags ------------------------------------------------------------------
+
+    @staticmethod
+    def tag_holder(repo: str, tag: str) -> Holder:
+        """The record that names a cached tag's body."""
+        return repo_pk(repo), f"tag#{tag}"
+
+    @staticmethod
+    def manifest_holder(repo: str, digest: str) -> Holder:
+        """The record that names a cached manifest's body."""
+        return repo_pk(repo), f"manifest#{digest}"
 
     @staticmethod
     def _manifest_values(cached: CachedManifest) -> dict[str, Any]:
@@ -95,11 +106,11 @@ class CacheStore(Table):
         return CachedManifest(record, item["fetched"], item.get("last_pulled", 0))
 
     def get_tag(self, repo: str, tag: str) -> CachedManifest | None:
-        item = self._get(repo_pk(repo), f"tag#{tag}")
+        item = self._get(*self.tag_holder(repo, tag))
         return self._cached_manifest(item) if item else None
 
     def get_manifest(self, repo: str, digest: str) -> CachedManifest | None:
-        item = self._get(repo_pk(repo), f"manifest#{digest}")
+        item = self._get(*self.manifest_holder(repo, digest))
         return self._cached_manifest(item) if item else None
 
     def put_tag(self, repo: str, tag: str, cached: CachedManifest) -> tuple[bool, str | None]:
@@ -111,8 +122,8 @@ class CacheStore(Table):
             ConditionExpression="attribute_not_exists(pk) OR fetched < :fetched",
             ExpressionAttributeValues=to_item({":fetched": cached.fetched}), ReturnValues="ALL_OLD")
         if result is None:
-            # After a lost answer the body it replaced is unknown and stays in S3: a leak, not a loss.
-            return self._names_body(repo_pk(repo), f"tag#{tag}", cached), None
+            # After a lost answer the body it replaced is unknown here: the purge settles it.
+            return self._names_body(*self.tag_holder(repo, tag), cached), None
         return True, from_item(result.get("Attributes") or {}).get("body_key")
 
     def put_manifest(self, repo: str, cached: CachedManifest) -> bool:

@@ -443,6 +443,14 @@ CACHE_STATEMENTS = ("CacheObjects", "CacheQueue", "UpstreamCredentials")
 def test_the_cache_functions_have_what_they_use(stage: Stage, cache_stage: CacheStage, aws: AwsClients) -> None:
     with Recorder(aws) as recorder:
         run_the_cache(cache_stage, aws)
+        # A fetch that died between writing a large body and recording it: the purge deletes it.
+        key = "cache/manifests/sha256/" + "e" * 64 + ".0123456789ab"
+        cache_stage.eviction._store.note_body(("cache#up/team/app", "manifest#sha256:" + "e" * 64), key)
+        aws.s3.put_object(Bucket=stage.settings.bucket, Key=key, Body=b"{}")
+        with running("purge_uploads"):
+            assert stage.housekeeping(3).purge().bodies == 1
+    purge = cache_stage.policies["purge_uploads"]
+    assert not [(a, r) for a, r in recorder.calls["purge_uploads"] if not allowed(purge, a, r)]
     stage.policies = cache_stage.policies
     check(stage, recorder.calls, ("copy_blob", "collect_cache"))
     # The API's other statements are the registry's, used by the scenarios above; those the
