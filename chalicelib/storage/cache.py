@@ -186,13 +186,8 @@ class CacheStore(UnsettledBodies):
 
     def link_and_blob(self, repo: str, digest: str) -> tuple[dict[str, Any] | None, CachedBlob | None]:
         """The repository's link to a blob and the blob's record, in one read."""
-        keys = [{"pk": repo_pk(repo), "sk": f"link#{digest}"}, {"pk": blob_pk(digest), "sk": "blob"}]
-        request: dict[str, Any] = {self.table: {"Keys": [to_item(k) for k in keys]}}
-        found: dict[str, dict[str, Any]] = {}
-        while request:
-            result = self._db.batch_get_item(RequestItems=request)
-            found.update({item["pk"]: item for item in map(from_item, result["Responses"].get(self.table, []))})
-            request = result.get("UnprocessedKeys") or {}
+        found = {item["pk"]: item for item in self._batch_get([(repo_pk(repo), f"link#{digest}"),
+                                                               (blob_pk(digest), "blob")])}
         blob = found.get(blob_pk(digest))
         return found.get(repo_pk(repo)), self._blob(blob) if blob else None
 
@@ -269,15 +264,6 @@ class CacheStore(UnsettledBodies):
             ConditionExpression="lease_owner = :owner",
             ExpressionAttributeNames={f"#{k}": k for k in [*names, *removed] if k != "until"},
             ExpressionAttributeValues=to_item({**{f":{k}": values[k] for k in names}, ":owner": owner}))
-
-    def forget_blob(self, digest: str, key: str, owner: str | None = None) -> bool:
-        """Drop a blob's record (evicted, abandoned): only the copy at `key`, and with `owner`
-        only while that invocation holds the lease."""
-        condition = "#key = :key" + (" AND lease_owner = :owner" if owner else "")
-        values = {":key": key, **({":owner": owner} if owner else {})}
-        return self._conditionally("delete_item", Key=to_item({"pk": blob_pk(digest), "sk": "blob"}),
-                                   ConditionExpression=condition, ExpressionAttributeNames={"#key": "key"},
-                                   ExpressionAttributeValues=to_item(values))
 
     def forget(self, pk: str, sk: str, last_pulled: int) -> dict[str, Any] | None:
         """Evict an item unless it was pulled since the collector read it; what it held."""
