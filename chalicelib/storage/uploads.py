@@ -47,15 +47,18 @@ def upload_record(uuid: str, item: dict[str, Any]) -> UploadRecord:
     )
 
 
-def upload_delete(table: str, record: UploadRecord) -> dict[str, Any]:
-    """A transaction's delete of the upload, only if no chunk committed since `record` was read."""
+def upload_delete(table: str, record: UploadRecord, also: str | None = None,
+                  values: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A transaction's delete of the upload, only if no chunk committed since `record` was read
+    (and `also` holds, with its `values`)."""
+    condition = "attribute_exists(pk) AND #offset = :expected" + (f" AND {also}" if also else "")
     return {
         "Delete": {
             "TableName": table,
             "Key": to_item({"pk": upload_pk(record.uuid), "sk": "upload"}),
-            "ConditionExpression": "attribute_exists(pk) AND #offset = :expected",
+            "ConditionExpression": condition,
             "ExpressionAttributeNames": {"#offset": "offset"},
-            "ExpressionAttributeValues": to_item({":expected": record.offset}),
+            "ExpressionAttributeValues": to_item({":expected": record.offset, **(values or {})}),
         }
     }
 
@@ -139,21 +142,15 @@ class UploadRecords(Table):
         """Delete the upload only as `record` holds it: no chunk committed and no finish claimed
         it since it was read (what the canceller then removes is exactly what it holds). False
         when it changed or is gone."""
-        claim = "attribute_not_exists(finishing)" if record.finishing is None else "finishing = :finishing"
-        values: dict[str, Any] = {":expected": record.offset}
-        if record.finishing is not None:
-            values[":finishing"] = record.finishing
-        return self._transact_one({"Delete": {
-            "TableName": self.table, "Key": to_item({"pk": upload_pk(record.uuid), "sk": "upload"}),
-            "ConditionExpression": f"attribute_exists(pk) AND #offset = :expected AND {claim}",
-            "ExpressionAttributeNames": {"#offset": "offset"}, "ExpressionAttributeValues": to_item(values)}})
+        if record.finishing is None:
+            return self._transact_one(upload_delete(self.table, record, "attribute_not_exists(finishing)"))
+        return self._transact_one(upload_delete(self.table, record, "finishing = :finishing",
+                                                {":finishing": record.finishing}))
 
     def retire_upload(self, record: UploadRecord, idle_since: int | None = None) -> bool:
         """Delete the upload only if no chunk committed since `record` was read; with
         `idle_since` (the purge), only if nothing at all touched it since then either (a finish
         claiming it does)."""
-        delete = dict(upload_delete(self.table, record)["Delete"])
-        if idle_since is not None:
-            delete.update(ConditionExpression=f"{delete['ConditionExpression']} AND touched = :touched",
-                          ExpressionAttributeValues=to_item({":expected": record.offset, ":touched": idle_since}))
-        return self._transact_one({"Delete": delete})
+        if idle_since is None:
+            return self._transact_one(upload_delete(self.table, record))
+        return self._transact_one(upload_delete(self.table, record, "touched = :touched", {":touched": idle_since}))
