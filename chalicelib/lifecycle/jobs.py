@@ -11,7 +11,6 @@ from typing import Any
 
 from chalicelib.lifecycle.collector import Busy, Collector
 from chalicelib.lifecycle.purge import (
-    PIECE_SWEEP_LAG,
     PurgeReport,
     purge_uploads,
     settle_bodies,
@@ -68,8 +67,7 @@ class Housekeeping:
         if report.complete:
             report.complete = sweep_pieces(self.store, self.blobs, now, should_stop, report, dry_run, notify)
         if report.complete:
-            report.complete = settle_bodies(self.store, self.blobs, now - PIECE_SWEEP_LAG, should_stop, report,
-                                            dry_run, notify)
+            report.complete = settle_bodies(self.store, self.blobs, now, should_stop, report, dry_run, notify)
         if report.complete:
             sweep_multipart(self.store, self.blobs, now, report, dry_run, notify)
         return report

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from chalicelib.lifecycle.policy import HOUR
-from chalicelib.lifecycle.sweep import upload_abandoned
 from chalicelib.storage.housekeeping import HousekeepingStore
 from chalicelib.storage.keys import UNSETTLED_BODY
 from chalicelib.storage.s3 import BlobStore
@@ -52,9 +51,7 @@ def purge_uploads(store: HousekeepingStore, uploads: Uploads, cutoff: int, shoul
     between scan pages when `should_stop` says so."""
     report = PurgeReport()
     for page, position in store.candidates("upload", cutoff, page_size=page_size):
-        for item in page:
-            if not upload_abandoned(item, cutoff):
-                continue
+        for item in page:  # each touched before `cutoff`: the index's own condition
             state = UploadState.of(upload_record(item["pk"].split("#", 1)[1], item))
             if dry_run or uploads.abandon(state, idle_since=item["touched"]):
                 report.uploads += 1
@@ -78,6 +75,7 @@ def sweep_pieces(store: HousekeepingStore, blobs: BlobStore, now: int, should_st
         return True  # swept up to the last hour that can be
     # The hours that have pieces, listed as folders: a registry idle for a month costs one
     # listing here, not one per hour.
+    marked = last
     for folder in blobs.folders(PIECES_PREFIX, after=f"{PIECES_PREFIX}{last}/" if last else PIECES_PREFIX):
         hour = folder[len(PIECES_PREFIX):].rstrip("/")
         if last is not None and hour <= last:  # the swept hour's own keys sort after its name
@@ -98,7 +96,8 @@ def sweep_pieces(store: HousekeepingStore, blobs: BlobStore, now: int, should_st
                 notify(f"piece {key} ({size} bytes), written by a request that died")
         if not dry_run:
             store.mark_pieces_swept(hour)
-    if not dry_run and (last is None or last < until):
+            marked = hour
+    if not dry_run and marked != until:
         store.mark_pieces_swept(until)  # no request writes into an hour this old any more
     return True
 
@@ -124,21 +123,21 @@ def sweep_multipart(store: HousekeepingStore, blobs: BlobStore, now: int, report
             notify(f"multipart upload {upload_id} of {key}, which no upload recorded")
 
 
-def settle_bodies(store: HousekeepingStore, blobs: BlobStore, cutoff: int, should_stop: Callable[[], bool],
+def settle_bodies(store: HousekeepingStore, blobs: BlobStore, now: int, should_stop: Callable[[], bool],
                   report: PurgeReport, dry_run: bool = False, notify: Callable[[str], None] = lambda line: None,
                   page_size: int = 500) -> bool:
-    """Settle the manifest bodies a push or a delete left unsettled before `cutoff` (its request
-    died, or its answer was lost): a body its manifest record names stays, any other is deleted
-    (a dry run only counts them). False when told to stop first."""
-    for page, position in store.candidates("body", cutoff, page_size=page_size):
+    """Settle the manifest bodies a push or a delete left unsettled (its request died, or its
+    answer was lost) before any request could still settle them: a body its holder names stays,
+    any other is deleted (a dry run only counts them). False when told to stop first."""
+    for page, position in store.candidates("body", now - PIECE_SWEEP_LAG, page_size=page_size):
         named = store.bodies_named(page)
         keys = [item["pk"][len(UNSETTLED_BODY):] for item in page]
-        for key, item in zip(keys, page, strict=True):
-            if key not in named:
-                report.bodies += 1
-                notify(f"manifest body {key} of {item['holder_pk']} {item['holder_sk']}, which no record names")
+        orphans = [(key, item) for key, item in zip(keys, page, strict=True) if key not in named]
+        for key, item in orphans:
+            report.bodies += 1
+            notify(f"manifest body {key} of {item['holder_pk']} {item['holder_sk']}, which no record names")
         if not dry_run:
-            blobs.delete([key for key in keys if key not in named])
+            blobs.delete([key for key, _ in orphans])
             for key, item in zip(keys, page, strict=True):
                 store.settle_body(key, item.get("note"))  # a delete may have noted a kept body since
         if position is not None and should_stop():
