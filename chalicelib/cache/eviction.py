@@ -18,6 +18,7 @@ from typing import Any
 
 from chalicelib.cache.counters import CacheCounters
 from chalicelib.cache.rules import CacheConfig
+from chalicelib.storage.bodies import drop_body
 from chalicelib.storage.cache import BLOB_PK, COPYING, DONE, CacheStore, Collection
 from chalicelib.storage.s3 import BlobStore
 
@@ -94,8 +95,7 @@ class Eviction:
         removed = item if dry_run else self._store.forget(pk, sk, pulled)
         if removed is not None:
             if not dry_run and removed.get("body_key"):
-                self._blobs.delete([removed["body_key"]])
-                self._store.settle_body(removed["body_key"])
+                drop_body(self._store, self._blobs, removed["body_key"])
             report.items += 1
             notify(f"{repo} {sk}")
 

@@ -31,7 +31,7 @@ from chalicelib.errors import Oci, RegistryError
 from chalicelib.manifests.parse import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 from chalicelib.manifests.service import INLINE_LIMIT, manifest_key
 from chalicelib.naming import valid_tag
-from chalicelib.storage.bodies import Holder
+from chalicelib.storage.bodies import Holder, drop_body
 from chalicelib.storage.cache import COPYING, DONE, FAILED, CachedBlob, CachedManifest, CacheStore, blob_pk, repo_pk
 from chalicelib.storage.records import ManifestRecord
 from chalicelib.storage.s3 import BlobStore
@@ -207,8 +207,7 @@ class PullThrough:
             self._store.settle_body(ours.key, ours.note)
         leftover = replaced if written else (ours.key if ours else None)
         if leftover:
-            self._blobs.delete([leftover])
-            self._store.settle_body(leftover)
+            drop_body(self._store, self._blobs, leftover)
         # An `old` that is not the leftover was replaced by another fetch, or by this one with
         # its answer lost: the purge settles it.
         self.counters.add(misses=1)
@@ -250,8 +249,7 @@ class PullThrough:
         if body and stored:
             self._store.settle_body(body.key, body.note)
         elif body:
-            self._blobs.delete([body.key])  # the stored one has its own copy
-            self._store.settle_body(body.key)
+            drop_body(self._store, self._blobs, body.key)  # the stored one has its own copy
         return cached
 
     def _put_body(self, holder: Holder, digest: str, body: bytes) -> NotedBody | None:
@@ -277,8 +275,7 @@ class PullThrough:
             self._store.note_body(self._store.tag_holder(name, tag), cached.record.body_key)
         dropped = self._store.forget_tag(name, tag, cached.record.digest)
         if dropped and dropped.get("body_key"):
-            self._blobs.delete([dropped["body_key"]])
-            self._store.settle_body(dropped["body_key"])
+            drop_body(self._store, self._blobs, dropped["body_key"])
 
     def _pulled(self, name: str, sk: str, cached: CachedManifest) -> None:
         """Note the pull for eviction (at most hourly per item), and the pull of the blobs an

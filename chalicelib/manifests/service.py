@@ -11,6 +11,7 @@ from chalicelib.lifecycle.policy import Lifecycle
 from chalicelib.manifests.parse import Manifest, parse_manifest
 from chalicelib.naming import check_tag, valid_tag
 from chalicelib.storage.blobs import MissingBlobs
+from chalicelib.storage.bodies import drop_body
 from chalicelib.storage.dynamo import MetadataStore
 from chalicelib.storage.manifests import TagTaken, annotations_size
 from chalicelib.storage.records import ManifestRecord
@@ -83,10 +84,10 @@ class Manifests:
         finally:
             # A transaction whose answer was lost may have stored the record naming the body:
             # then the body stays, unsettled, for the purge to look at.
-            if body_key and stored is not None:
-                if not stored:
-                    self._blobs.delete([body_key])  # refused, or the stored manifest keeps its own copy
+            if body_key and stored:
                 self._meta.settle_body(body_key, note)
+            elif body_key and stored is not None:
+                drop_body(self._meta, self._blobs, body_key)  # refused, or the stored manifest keeps its own copy
         return record, manifest
 
     def _check_children(self, repo: str, manifest: Manifest) -> None:
@@ -129,8 +130,7 @@ class Manifests:
         if deleted is None:
             return False
         if deleted.body_key:
-            self._blobs.delete([deleted.body_key])
-            self._meta.settle_body(deleted.body_key)
+            drop_body(self._meta, self._blobs, deleted.body_key)
         return True
 
     def parsed(self, record: ManifestRecord) -> Manifest:

@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from chalicelib.storage.keys import sweep_shard, unsettled_body_pk
+from chalicelib.storage.s3 import BlobStore
 from chalicelib.storage.table import Table, to_item
 
 Holder = tuple[str, str]  # the (pk, sk) of the record meant to name a body
@@ -42,3 +43,9 @@ class UnsettledBodies(Table):
             unsettled.update(ConditionExpression="#note = :note", ExpressionAttributeNames={"#note": "note"},
                              ExpressionAttributeValues=to_item({":note": note}))
         self._conditional("delete_item", **unsettled)
+
+
+def drop_body(store: UnsettledBodies, blobs: BlobStore, key: str) -> None:
+    """Delete a body no record names (any longer), then settle it."""
+    blobs.delete([key])
+    store.settle_body(key)
