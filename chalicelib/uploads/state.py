@@ -7,7 +7,6 @@ Bytes spool into one S3 multipart upload. S3 wants every part but the last to be
 
 from __future__ import annotations
 
-import calendar
 import re
 import time
 import uuid as uuidlib
@@ -18,8 +17,8 @@ from chalicelib.storage.records import Direct as Direct  # part of an upload's s
 from chalicelib.storage.records import Piece, UploadRecord
 
 PART_MIN = 5 * 1024 * 1024
-DIRECT_PREFIX = "direct/"
-UPLOAD_OBJECT_PREFIXES = ("blobs/", DIRECT_PREFIX)  # where an upload assembles its blob: chunked, direct
+CHUNKED_PREFIX, DIRECT_PREFIX = "blobs/", "direct/"  # where an upload assembles its blob
+UPLOAD_OBJECT_PREFIXES = (CHUNKED_PREFIX, DIRECT_PREFIX)
 PIECES_PREFIX = "blobs/pieces/"  # then the hour, then the piece (UploadState.piece_key)
 MAX_PARTS = 10_000
 _UUID = re.compile(r"^[0-9a-f]{32}\Z")
@@ -43,7 +42,7 @@ class UploadState(UploadRecord):
     def object_key(self) -> str:
         """Where the assembled blob lives; promotion keeps it there (no copy). Direct uploads
         have a prefix of their own, which S3 notifies the verifier about."""
-        return f"{UPLOAD_OBJECT_PREFIXES[bool(self.direct)]}{self.uuid}"
+        return f"{DIRECT_PREFIX if self.direct else CHUNKED_PREFIX}{self.uuid}"
 
     def piece_key(self, offset: int, digest: str | None = None) -> str:
         """Unique per attempt, so a retried or racing chunk never overwrites a committed piece.
@@ -102,10 +101,6 @@ class UploadState(UploadRecord):
 def piece_hour(when: float) -> str:
     """The hour (UTC) a piece written at `when` is filed under: YYYYMMDDHH."""
     return time.strftime("%Y%m%d%H", time.gmtime(when))
-
-
-def hour_start(hour: str) -> int:
-    return calendar.timegm(time.strptime(hour, "%Y%m%d%H"))
 
 
 @dataclass(frozen=True)
