@@ -184,10 +184,9 @@ class Table:
                     raise
             time.sleep(random.uniform(0, 0.02 * 2**attempt))
 
-    def _transact_all(self, actions: list[dict[str, Any]], first_required: bool = False) -> bool:
+    def _transact_all(self, actions: list[dict[str, Any]]) -> None:
         """Run actions in transactions of at most 100, dropping those whose condition fails
-        (each is a no-op by design when it does), except the first if `first_required`:
-        then nothing runs and the answer is False."""
+        (each is a no-op by design when it does)."""
         for start in range(0, len(actions), TRANSACTION_LIMIT):
             batch = actions[start : start + TRANSACTION_LIMIT]
             while batch:
@@ -196,13 +195,10 @@ class Table:
                     break
                 except self._db.exceptions.TransactionCanceledException as error:
                     reasons = cancellation_reasons(error)
-                if first_required and batch[0] is actions[0] and reasons[0] == FAILED:
-                    return False
                 kept = [a for a, r in zip(batch, reasons, strict=False) if r != FAILED]
                 if len(kept) == len(batch):
                     raise RuntimeError(f"transaction cancelled: {reasons}")
                 batch = kept
-        return True
 
 
 def cancellation_reasons(error: Any) -> list[str | None]:

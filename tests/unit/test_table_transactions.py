@@ -48,9 +48,7 @@ def test_a_failed_condition_is_not_retried(monkeypatch: pytest.MonkeyPatch) -> N
     assert len(db.calls) == 1
 
 
-def test_transact_all_drops_failed_actions_and_honours_a_required_first(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_transact_all_drops_failed_actions(monkeypatch: pytest.MonkeyPatch) -> None:
     store, db = table([["None", "ConditionalCheckFailed", "None"], None], monkeypatch)
-    assert store._transact_all(["a", "b", "c"])
+    store._transact_all(["a", "b", "c"])
     assert db.calls == [["a", "b", "c"], ["a", "c"]]
-    store, db = table([["ConditionalCheckFailed", "None"]], monkeypatch)
-    assert not store._transact_all(["a", "b"], first_required=True)
