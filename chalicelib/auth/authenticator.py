@@ -265,12 +265,11 @@ class Authenticator:
         except BadCredentials:
             raise self._unauthorized(realm_base) from None
 
-    def _unauthorized(self, realm_base: str, scope: Scope | None = None, error: str | None = None) -> RegistryError:
+    def _unauthorized(self, realm_base: str, error: str | None = None) -> RegistryError:
         if self.mode == "basic":
             header = challenge.basic(self.settings.service)
         else:
-            header = challenge.bearer(f"{realm_base}/token", self.settings.service, str(scope) if scope else None,
-                                      error)
+            header = challenge.bearer(f"{realm_base}/token", self.settings.service, None, error)
         return RegistryError(Oci.UNAUTHORIZED, headers={"WWW-Authenticate": header})
 
     # ---- may they -------------------------------------------------------------------------

@@ -45,12 +45,6 @@ class KeylessGrants(list[Grant]):
         self.subject = subject
         self.expires = expires
 
-    def ttl(self, default: int, now: float) -> int:
-        """How long a registry token for these grants may last."""
-        if self.expires is None:
-            return default
-        return max(0, min(default, self.expires - int(now)))
-
 
 def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)[:200]

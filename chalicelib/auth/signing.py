@@ -20,12 +20,16 @@ class SigningKeys:
     def load(self) -> KeyRing:
         if self._secret is not None:
             return KeyRing.from_secret_string(self._secret.read())
+        return _ring(self._stored())
+
+    def _stored(self) -> StoredKeys:
+        """The ring in the table, made on first use (once, whichever container gets there first)."""
         stored = self._accounts.get_signing_keys()
-        if stored is None:  # first use: made once, whichever container gets there first
+        if stored is None:
             self._accounts.put_signing_keys(KeyRing((new_key(int(time.time())),)).to_json(), 0)
             stored = self._accounts.get_signing_keys()
             assert stored is not None
-        return _ring(stored)
+        return stored
 
     def rotate(self, overlap_seconds: int = DEFAULT_OVERLAP_SECONDS) -> KeyRing:
         now = int(time.time())
@@ -34,9 +38,7 @@ class SigningKeys:
             self._secret.write(ring.to_json())
             return ring
         for _ in range(_ROTATE_ATTEMPTS):
-            self.load()
-            stored = self._accounts.get_signing_keys()
-            assert stored is not None
+            stored = self._stored()
             ring = _ring(stored).rotated(now, overlap_seconds)
             if self._accounts.put_signing_keys(ring.to_json(), stored.version):
                 return ring

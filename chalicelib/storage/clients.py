@@ -13,9 +13,6 @@ import threading
 from datetime import datetime
 from typing import Any
 
-# What the API function calls; a snapshot holds these clients ready (`prepare`).
-API_SERVICES = ("s3", "dynamodb", "secretsmanager", "sqs")
-
 
 class AwsClients:
     def __init__(self, region: str | None = None) -> None:
@@ -60,7 +57,7 @@ class AwsClients:
         config = Config(signature_version="s3v4", retries={"mode": "standard", "max_attempts": 5})
         return self._session().client(service, region_name=self._region, config=config)
 
-    def prepare(self, services: tuple[str, ...] = API_SERVICES) -> None:
+    def prepare(self, services: tuple[str, ...]) -> None:
         """Build these clients now (before a snapshot: what a first request would pay)."""
         for service in services:
             self._client(service)
