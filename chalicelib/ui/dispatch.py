@@ -23,6 +23,7 @@ from chalicelib.ui.routes import LOGOUT, find_page
 from chalicelib.ui.session import (
     CSRF_COOKIE,
     CSRF_COOKIE_SECONDS,
+    CSRF_LENGTH,
     SESSION_COOKIE,
     SESSION_SECONDS,
     clear_cookie,
@@ -104,7 +105,7 @@ def _visitor(req: RegistryRequest, registry: Registry, now: float, secure: bool)
     allows it, or an anonymous visitor (who may only log in). Cookies to set ride along."""
     cookies = parse_cookies(req.header("cookie"))
     csrf, set_cookies = cookies.get(CSRF_COOKIE, ""), []
-    if len(csrf) != len(new_csrf()):
+    if len(csrf) != CSRF_LENGTH:
         csrf = new_csrf()
         set_cookies.append(set_cookie(CSRF_COOKIE, csrf, CSRF_COOKIE_SECONDS, secure))
     if registry.settings.auth_mode == "none":

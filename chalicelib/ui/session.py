@@ -19,12 +19,15 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from chalicelib.auth.secrets import same
+
 SESSION_COOKIE = "berth_session"
 CSRF_COOKIE = "berth_csrf"
 COOKIE_PATH = "/ui/"
 SESSION_SECONDS = 3600
 MAX_SESSION_SECONDS = 12 * 3600
 CSRF_COOKIE_SECONDS = 12 * 3600
+_CSRF_BYTES = 24
 _ALGORITHM = "HS256"
 _AUDIENCE = "berth-ui"
 _TYPE = "ui-session"
@@ -63,7 +66,7 @@ class SessionSigner:
     def issue(self, user: str, credential: str, now: int, started: int | None = None,
               csrf: str | None = None) -> tuple[str, Session]:
         start = now if started is None else started
-        session = Session(user, credential, csrf or secrets.token_urlsafe(24), start,
+        session = Session(user, credential, csrf or new_csrf(), start,
                           min(now + SESSION_SECONDS, start + MAX_SESSION_SECONDS))
         import jwt
 
@@ -100,13 +103,16 @@ class SessionSigner:
 
 
 def new_csrf() -> str:
-    return secrets.token_urlsafe(24)
+    return secrets.token_urlsafe(_CSRF_BYTES)
+
+
+CSRF_LENGTH = len(new_csrf())  # what any token new_csrf makes measures
 
 
 def same_token(sent: str | None, expected: str | None) -> bool:
     if not sent or not expected:
         return False
-    return hmac.compare_digest(sent.encode("utf-8"), expected.encode("utf-8"))
+    return same(sent, expected)
 
 
 # ---- cookies -------------------------------------------------------------------------------
