@@ -14,7 +14,6 @@ from chalicelib.api.pagination import page_size
 from chalicelib.api.request import RegistryRequest
 from chalicelib.api.responses import empty, json_body, text
 from chalicelib.errors import Oci, RegistryError
-from chalicelib.manifests.mediatypes import OCI_INDEX
 from chalicelib.registry import Registry
 
 if TYPE_CHECKING:  # the cache's code loads with its first request (chalicelib/registry.py)
@@ -55,12 +54,9 @@ def blob(req: RegistryRequest, reg: Registry) -> Response:
 def referrers(req: RegistryRequest, reg: Registry) -> Response:
     descriptors = _cache(reg).referrers(req.params["name"], req.params["digest"])
     artifact_type = req.arg("artifactType")
-    headers = {}
     if artifact_type:
         descriptors = [d for d in descriptors if d.get("artifactType") == artifact_type]
-        headers["OCI-Filters-Applied"] = "artifactType"
-    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}
-    return json_body(index, headers=headers, content_type=OCI_INDEX)
+    return discovery.referrers_index(descriptors, artifact_type)
 
 
 def tags(req: RegistryRequest, reg: Registry) -> Response:

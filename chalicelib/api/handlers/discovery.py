@@ -1,5 +1,7 @@
 """Listings: tags, the catalog, referrers."""
 
+from typing import Any
+
 from chalice import Response
 
 from chalicelib.api.pagination import MAX_PAGE, after, next_link, page_size
@@ -43,7 +45,11 @@ def catalog(req: RegistryRequest, reg: Registry) -> Response:
 def referrers(req: RegistryRequest, reg: Registry) -> Response:
     subject = Digest.parse(req.params["digest"])
     artifact_type = req.arg("artifactType")
-    descriptors = reg.manifests.referrers(req.params["name"], subject, artifact_type)
+    return referrers_index(reg.manifests.referrers(req.params["name"], subject, artifact_type), artifact_type)
+
+
+def referrers_index(descriptors: list[dict[str, Any]], artifact_type: str | None) -> Response:
+    """The referrers API's answer: an image index of `descriptors`, filtered by `artifact_type`."""
     headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type else {}
     index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}
     return json_body(index, headers=headers, content_type=OCI_INDEX)
