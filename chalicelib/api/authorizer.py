@@ -21,11 +21,10 @@ from typing import Any
 
 from chalice.app import AuthRequest
 
-from chalicelib.api.dispatch import find_route, required_scope
+from chalicelib.api.dispatch import required_scope, route_request
 from chalicelib.auth.authenticator import Authenticator
 from chalicelib.auth.gateway import Unauthorized
 from chalicelib.errors import Oci, RegistryError
-from chalicelib.naming import check_name
 
 _DENIALS = (Oci.DENIED, Oci.INSUFFICIENT_SCOPE)
 POLICY_RESOURCE_LIMIT = 512  # characters of a policy statement's resource
@@ -82,9 +81,7 @@ def policy(auth: Authenticator, authorization: str, method_arn: str, source: str
             return _policy("", "Allow", method_arn, throttled=int(error.headers.get("Retry-After", "1")))
         raise Unauthorized from None
     try:
-        route, params = find_route(method, path)
-        if "name" in params:
-            check_name(params["name"])
+        route, params = route_request(method, path)
         auth.permit(principal, required_scope(route, params), "")
     except RegistryError as error:
         if error.kind in _DENIALS:

@@ -36,6 +36,15 @@ def find_route(method: str, path: str) -> tuple[Route, dict[str, str]]:
     raise RegistryError(Oci.NOT_FOUND, detail={"path": path[:300]})
 
 
+def route_request(method: str, path: str) -> tuple[Route, dict[str, str]]:
+    """The route and its parameters, the repository name checked: what the function and the
+    authorizer both decide on."""
+    route, params = find_route(method, path)
+    if "name" in params:
+        check_name(params["name"])
+    return route, params
+
+
 def required_scope(route: Route, params: dict[str, str]) -> Scope | None:
     """The access a request needs, in the token protocol's terms (None: just valid credentials)."""
     if route.access == LOGIN:
@@ -74,9 +83,7 @@ def handle(req: RegistryRequest, registry: Registry, telemetry: Telemetry | None
     try:
         if len(req.body) > MAX_REQUEST_BODY:
             raise too_large(len(req.body))
-        route, req.params = find_route(req.method, req.path)
-        if "name" in req.params:
-            check_name(req.params["name"])
+        route, req.params = route_request(req.method, req.path)
         if route.access != PUBLIC and req.throttled:
             raise throttle.too_many(req.throttled)  # the authorizer's verdict: no check here could answer better
         if route.access != PUBLIC:
