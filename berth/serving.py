@@ -36,8 +36,7 @@ class TooLarge(Exception):
 
 class RequestBody:
     """The body of one request, read once, front to back: iterating again continues where the
-    last iteration stopped. `complete` tells whether it was read to its end, so that the
-    connection can carry the next request (otherwise it must close)."""
+    last iteration stopped."""
 
     def __init__(self, stream: BufferedIOBase, headers: Message) -> None:
         self._stream = stream
@@ -46,7 +45,6 @@ class RequestBody:
             raise BadBody
         self.chunked = encoding is not None
         self.length = None if self.chunked else content_length(headers)
-        self.complete = not self.chunked and not self.length
         self._blocks: Iterator[bytes] | None = None
 
     @property
@@ -65,7 +63,6 @@ class RequestBody:
             yield from self._chunks()
         else:
             yield from self._exact(self.length or 0)
-        self.complete = True
 
     def discard(self) -> None:
         """Read the rest of the body and drop it. Servers answer only once a request has
