@@ -24,9 +24,9 @@ from chalicelib.storage.manifests import manifest_record
 from chalicelib.storage.records import ManifestRecord
 from chalicelib.storage.table import from_item, to_item
 
-# Everything the jobs look at, and nothing else: manifest bodies stay out of scans.
-_SCANNED = ("pk", "sk", "key", "size", "refs", "touched", "doomed", "repos", "body_key", "repo", "offset",
-            "multipart_id", "parts", "pieces", "created", "direct")
+# What `berth stats` tallies (lifecycle/stats.py), and nothing else: manifest bodies and
+# uploads' part and piece lists stay out of the scan.
+_SCANNED = ("pk", "sk", "size", "refs", "touched", "doomed", "body_key", "offset", "created")
 _STATE_KEY = {"pk": "lifecycle", "sk": "gc"}
 _PURGE_KEY = {"pk": "lifecycle", "sk": "purge"}
 
@@ -125,7 +125,7 @@ class HousekeepingStore(MetadataStore):
 
     def scan(self, prefixes: tuple[str, ...], start: dict[str, str] | None = None,
              page_size: int = 500) -> Iterator[tuple[list[dict[str, Any]], dict[str, str] | None]]:
-        """Table._scan of what the jobs look at."""
+        """Table._scan of what `berth stats` tallies."""
         return self._scan(prefixes, _SCANNED, start, page_size)
 
     def repositories(self, after: str | None = None) -> Iterator[str]:
