@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     host, plain_http = target(args.url)
     login = credentials(args)
     client = RegistryClient(host, credentials=login, plain_http=plain_http, insecure=args.insecure)
-    doctor = checks.Doctor(client, args.repository, args.verify_seconds, bool(plain_http), args.insecure, login)
+    doctor = checks.Doctor(client, args.repository, args.verify_seconds, login)
     print(f"berth doctor {client.session.base} (repository {args.repository}"
           f"{', as ' + login.username if login else ', no credentials'})", flush=True)
     verdicts: list[Verdict] = []

@@ -15,6 +15,7 @@ import requests
 
 from berth.client import ClientError, Credentials, Manifest, RegistryClient, RegistryError, Repository
 from berth.client.auth import parse_challenge
+from berth.client.blobs import DEFAULT_CHUNK_MAX
 from berth.client.manifests import sha256_digest
 from berth.doctor.verdicts import Verdict, failed, passed, skipped, waiting
 from berth.local.apigateway import LAMBDA_PAYLOAD_LIMIT
@@ -24,7 +25,6 @@ BODY_TOO_LARGE = Oci.BODY_TOO_LARGE
 
 OCTETS = {"Content-Type": "application/octet-stream"}
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
-REQUEST_BODY_LIMIT = 4_456_448  # Berth's documented limit, when the registry does not advertise one
 # Bodies whose Content-Type API Gateway could treat as text, and so re-encode, if the API did
 # not declare every type binary; none means no Content-Type at all (python-dxf sends that).
 CONTENT_TYPES = (None, "application/octet-stream", "text/plain; charset=utf-8", "application/json",
@@ -46,8 +46,6 @@ class Doctor:
     client: RegistryClient
     repository: str
     verify_seconds: float = 60.0
-    plain_http: bool = False
-    insecure: bool = False
     credentials: Credentials | None = None
     blobs: list[str] = field(default_factory=list)  # digests linked in the repository
     manifests: list[str] = field(default_factory=list)
@@ -107,7 +105,7 @@ def auth(doctor: Doctor) -> Verdict:
     renames a Lambda's WWW-Authenticate; only the gateway responses carry it), and what it
     points at (a token from the realm, or Basic) must open /v2/."""
     base = doctor.client.session.base
-    bare = doctor.client.session.http.get(f"{base}/v2/", timeout=TIMEOUT, verify=not doctor.insecure)
+    bare = doctor.client.session.http.get(f"{base}/v2/", timeout=TIMEOUT, verify=doctor.client.session.verify)
     if bare.status_code == 200:
         return skipped("auth", "auth is off: GET /v2/ answered 200 without credentials")
     header = bare.headers.get("WWW-Authenticate")
@@ -212,7 +210,7 @@ def size_limits(doctor: Doctor) -> Verdict:
     Lambda's event limit never reaches it, and API Gateway answers 413."""
     start = doctor.repo.start_upload()
     doctor.uploads.append(start.location)
-    limit = start.chunk_max or REQUEST_BODY_LIMIT
+    limit = start.chunk_max or DEFAULT_CHUNK_MAX  # Berth's documented limit, when none is advertised
     fix = "the function must refuse bodies over its limit with 413 UNSUPPORTED and the way through (chalicelib/api/" \
           "dispatch.py); API Gateway refuses larger ones itself"
     try:
@@ -242,7 +240,7 @@ def blob_redirect(doctor: Doctor) -> Verdict:
     location = urljoin(response.url, response.headers["Location"])
     where = urlsplit(location)
     expires = parse_qs(where.query).get("X-Amz-Expires", ["?"])[0]
-    fetched = requests.get(location, timeout=TIMEOUT, verify=not doctor.insecure)
+    fetched = requests.get(location, timeout=TIMEOUT, verify=doctor.client.session.verify)
     if fetched.status_code != 200 or fetched.content != data:
         return failed("blob-redirect", f"{response.status_code} to {where.scheme}://{where.netloc}; the presigned URL "
                       f"answered {fetched.status_code} {fetched.text[:160]}",
@@ -268,7 +266,7 @@ def direct_upload(doctor: Doctor, sleep: Callable[[float], None] = time.sleep) -
         listing = doctor.repo.upload_parts(start.location)
         for number, url in sorted(listing.urls.items()):
             part = data[(number - 1) * listing.part_size:number * listing.part_size]
-            sent = requests.put(url, data=part, timeout=TIMEOUT, verify=not doctor.insecure)
+            sent = requests.put(url, data=part, timeout=TIMEOUT, verify=doctor.client.session.verify)
             if sent.status_code != 200:
                 return failed("direct-upload", f"S3 refused part {number}: {sent.status_code} {sent.text[:160]}",
                               "the function's role needs s3:PutObject on direct/*; the URL dies with its credentials")
