@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -10,6 +11,7 @@ from chalicelib.auth.permissions import normalise_actions
 from chalicelib.auth.secrets import hash_password
 from chalicelib.registry import Registry
 from tests.api.auth_support import PASSWORD
+from tests.api.lifecycle_support import Lab
 from tests.conftest import ApiClient
 from tests.helpers import load_app
 
@@ -35,3 +37,9 @@ def api(auth_registry: Registry) -> ApiClient:
     return ApiClient(load_app(auth_registry))
 
 
+
+
+@pytest.fixture
+def lab(registry: Registry, aws: Any, client: Any, monkeypatch: pytest.MonkeyPatch) -> Lab:
+    """The lifecycle lab (tests/api/lifecycle_support.py) on the test's registry."""
+    return Lab(registry, aws, client, monkeypatch)

@@ -20,9 +20,9 @@ PAST_THE_LAG = 3  # hours: past the purge's two for unsettled bodies
 
 
 @pytest.fixture
-def lab(registry: Any, aws: Any, client: Any, monkeypatch: pytest.MonkeyPatch) -> Lab:
+def lab(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> Lab:
     monkeypatch.setattr("chalicelib.manifests.service.INLINE_LIMIT", 0)  # every body goes to S3
-    return Lab(registry, aws, client, monkeypatch)
+    return lab
 
 
 def bodies(lab: Lab) -> list[str]:

@@ -4,7 +4,6 @@ collector that stops and resumes without losing anything."""
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import pytest
 
@@ -16,11 +15,6 @@ from tests.api.lifecycle_support import Lab, error_code
 from tests.helpers import AwsCallCounter, digest_of, manifest_body
 
 REPO = "team/app"
-
-
-@pytest.fixture
-def lab(registry: Any, aws: Any, client: Any, monkeypatch: pytest.MonkeyPatch) -> Lab:
-    return Lab(registry, aws, client, monkeypatch)
 
 
 def refs(lab: Lab, data: bytes) -> int | None:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import pytest
 
@@ -16,9 +15,9 @@ REPO = "team/app"
 
 
 @pytest.fixture
-def lab(registry: Any, aws: Any, client: Any, monkeypatch: pytest.MonkeyPatch) -> Lab:
+def lab(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> Lab:
     monkeypatch.delenv("BERTH_GC_GRACE_HOURS", raising=False)  # `--grace-hours` sets it: gone after the test
-    return Lab(registry, aws, client, monkeypatch)
+    return lab
 
 
 def killed_collection(lab: Lab, silent: int) -> None:

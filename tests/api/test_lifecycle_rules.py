@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any
-
-import pytest
 
 from chalicelib.errors import RegistryError
 from chalicelib.manifests import mediatypes as mt
@@ -14,11 +11,6 @@ from tests.api.lifecycle_support import Lab, error_code
 from tests.helpers import digest_of, manifest_body
 
 REPO = "team/app"
-
-
-@pytest.fixture
-def lab(registry: Any, aws: Any, client: Any, monkeypatch: pytest.MonkeyPatch) -> Lab:
-    return Lab(registry, aws, client, monkeypatch)
 
 
 def image(lab: Lab, repo: str, name: str) -> bytes:

@@ -18,11 +18,6 @@ from tests.helpers import digest_of, manifest_body
 REPO = "team/app"
 
 
-@pytest.fixture
-def lab(registry: Any, aws: Any, client: Any, monkeypatch: pytest.MonkeyPatch) -> Lab:
-    return Lab(registry, aws, client, monkeypatch)
-
-
 def image(lab: Lab, name: str) -> bytes:
     """A manifest whose blobs are in the repository, not yet pushed itself."""
     return manifest_body(lab.push_blob(REPO, b"{}"), [(lab.push_blob(REPO, name.encode()), len(name))])
