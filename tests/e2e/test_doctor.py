@@ -9,15 +9,14 @@ import http.client
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import ThreadingHTTPServer
 
 import pytest
 
 from berth.serving import Handler, RequestBody
-from tests.local import LocalServer, free_port, local_server
+from tests.helpers import serving
+from tests.local import LocalServer, local_server
 
 pytestmark = pytest.mark.e2e
 USER, PASSWORD = "admin", "doctor-test-password"
@@ -131,16 +130,8 @@ class MisconfiguredGateway(Handler):
 
 @pytest.fixture
 def misconfigured(token_registry: LocalServer) -> Iterator[str]:
-    handler = type("Gateway", (MisconfiguredGateway,), {"upstream": token_registry.port})
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(type("Gateway", (MisconfiguredGateway,), {"upstream": token_registry.port})) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def test_a_misconfigured_gateway_is_caught_check_by_check(misconfigured: str) -> None:
