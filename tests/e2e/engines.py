@@ -84,13 +84,14 @@ class Docker:
 
 
 @contextmanager
-def dockerd(home: Path) -> Iterator[Docker]:
+def dockerd(home: Path, *options: str) -> Iterator[Docker]:
+    """A dockerd of ours (images only: no iptables, bridge or overlay), with `options` added."""
     problem = _missing("dockerd", DOCKER_CLI)
     assert problem is None, problem
     docker = Docker(home)
     command = ["dockerd", "--storage-driver=vfs", "--iptables=false", "--ip6tables=false", "--bridge=none",
                "--data-root", str(home / "data"), "--exec-root", str(home / "exec"), "-H", docker.host,
-               "--pidfile", str(home / "docker.pid")]
+               "--pidfile", str(home / "docker.pid"), *options]
 
     def up() -> bool:
         return docker.socket.exists() and docker.run("version", timeout=10).returncode == 0

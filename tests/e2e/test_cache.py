@@ -29,8 +29,10 @@ import pytest
 import requests
 
 from berth.target import local_state_path
+from tests.e2e import engines
 from tests.e2e.conftest import Skopeo
-from tests.e2e.distribution import docker_registry, htpasswd_line, stop
+from tests.e2e.distribution import docker_registry, htpasswd_line
+from tests.e2e.engines import Docker
 from tests.e2e.images import Layout, blobs, sha256
 from tests.e2e.test_auth import ADMIN, berth
 from tests.local import LocalServer, free_port, local_server
@@ -41,7 +43,6 @@ PULLER = "puller:pull-secret"  # the cache's account on the Berth upstream: pull
 MIRROR_USER, MIRROR_PASSWORD = "mirror", "mirror-secret"  # the docker-registry upstream's
 CREDENTIALS_ENV = "BERTH_E2E_UPSTREAM_CREDENTIALS"
 TTL = 6
-DOCKER = "/usr/bin/docker"  # Debian's docker.io CLI (a newer one may shadow it in PATH)
 
 
 @dataclass
@@ -317,45 +318,13 @@ def test_berth_stats_and_cache_collect_on_the_local_mode(cache: LocalServer, ups
 
 # ---- docker -------------------------------------------------------------------------------------
 
-@dataclass
-class Dockerd:
-    socket: str
-
-    def run(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([DOCKER, "-H", f"unix://{self.socket}", *args], capture_output=True, text=True,
-                              timeout=timeout)
-
-    def ok(self, *args: str) -> str:
-        result = self.run(*args)
-        assert result.returncode == 0, result.stderr
-        return result.stdout
-
-
 @pytest.fixture(scope="module")
-def dockerd(cache: LocalServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockerd]:
-    """A dockerd of this module's own (images only: no iptables, bridge or overlay), trusting the
-    cache over plain HTTP and using it as Docker Hub's mirror. Stopped by its PID. (issue 12 has
-    a session fixture for tests/e2e; this one is small, and the integrator may merge them.)"""
-    assert shutil.which("dockerd") and os.path.exists(DOCKER), "docker.io is not installed: run scripts/install-tools"
-    root = tmp_path_factory.mktemp("dockerd")
-    sock = str(root / "docker.sock")
-    log = (root / "dockerd.log").open("wb")
-    process = subprocess.Popen(
-        ["dockerd", "--storage-driver=vfs", "--iptables=false", "--ip6tables=false", "--bridge=none",
-         "--data-root", str(root / "data"), "--exec-root", str(root / "exec"), "-H", f"unix://{sock}",
-         "--pidfile", str(root / "docker.pid"), "--insecure-registry", cache.address,
-         "--registry-mirror", f"http://{cache.address}"],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    daemon = Dockerd(sock)
-    try:
-        deadline = time.monotonic() + 60
-        while daemon.run("version", timeout=10).returncode != 0:
-            assert process.poll() is None and time.monotonic() < deadline, (root / "dockerd.log").read_text()
-            time.sleep(0.5)
-        yield daemon
-    finally:
-        stop(process)
-        log.close()
+def dockerd(cache: LocalServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Docker]:
+    """A dockerd of this module's own, trusting the cache over plain HTTP and using it as Docker
+    Hub's mirror."""
+    with engines.dockerd(tmp_path_factory.mktemp("dockerd"), "--insecure-registry", cache.address,
+                         "--registry-mirror", f"http://{cache.address}") as docker:
+        yield docker
 
 
 def config_digest(layout: Layout, descriptor: dict[str, Any]) -> str:
@@ -363,7 +332,7 @@ def config_digest(layout: Layout, descriptor: dict[str, Any]) -> str:
     return str(manifest["config"]["digest"])
 
 
-def test_docker_first_and_second_pull(cache: LocalServer, upstreams: Upstreams, dockerd: Dockerd,
+def test_docker_first_and_second_pull(cache: LocalServer, upstreams: Upstreams, dockerd: Docker,
                                       tmp_path: Path) -> None:
     layout, descriptor = seed(upstreams.berth.address, "team/dockered:1", tmp_path, ADMIN)
     ref = f"{cache.address}/berth/team/dockered:1"
@@ -377,7 +346,7 @@ def test_docker_first_and_second_pull(cache: LocalServer, upstreams: Upstreams, 
     assert access_lines(upstreams.berth, since) == []
 
 
-def test_docker_hub_names_through_the_mirror(cache: LocalServer, upstreams: Upstreams, dockerd: Dockerd,
+def test_docker_hub_names_through_the_mirror(cache: LocalServer, upstreams: Upstreams, dockerd: Docker,
                                              tmp_path: Path) -> None:
     """An unchanged `docker pull NAME` goes to the mirror as library/NAME; the root rule takes
     it (here to the docker-registry upstream, standing in for Docker Hub)."""
