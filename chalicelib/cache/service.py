@@ -136,8 +136,7 @@ class PullThrough:
     def _by_digest(self, rule: Rule, name: str, digest: Digest) -> Served:
         cached = self._store.get_manifest(name, str(digest))
         if cached is not None:
-            self._pulled(name, f"manifest#{digest}", cached)
-            return self._hit(cached, "hit")
+            return self._hit(cached, "hit", self._pulled(name, f"manifest#{digest}", cached))
         fetched = self._fetch(rule, name, str(digest), digest)
         stored = self._stored_manifest(name, fetched)
         self.counters.add(misses=1)
@@ -146,8 +145,8 @@ class PullThrough:
     def _by_tag(self, rule: Rule, name: str, tag: str) -> Served:
         cached, now = self._store.get_tag(name, tag), self._now()
         if cached is not None and now - cached.fetched < rule.ttl_seconds:
-            self._pulled(name, f"tag#{tag}", cached)
-            return self._hit(cached, f"hit; ttl={rule.ttl_seconds - (now - cached.fetched)}")
+            return self._hit(cached, f"hit; ttl={rule.ttl_seconds - (now - cached.fetched)}",
+                             self._pulled(name, f"tag#{tag}", cached))
         upstream_repo = rule.upstream_name(name)
         try:
             if cached is None:
@@ -155,9 +154,9 @@ class PullThrough:
             head = self._upstream(rule).manifest(upstream_repo, tag, "HEAD")
             if head.digest == cached.record.digest:
                 self._store.revalidated(name, tag, cached.record.digest, cached.fetched, now)
-                self._pulled(name, f"tag#{tag}", cached)
+                body = self._pulled(name, f"tag#{tag}", cached)
                 self.counters.add(revalidated=1)
-                return Served(cached.record, self._body(cached), "fwd=stale; fwd-status=304")
+                return Served(cached.record, body, "fwd=stale; fwd-status=304")
             changed = Digest.parse(head.digest) if head.digest and looks_like_digest(head.digest) else None
             return self._fetch_tag(rule, name, tag, changed, "fwd=stale; fwd-status=200; stored", cached)
         except NotFound as err:
@@ -181,10 +180,9 @@ class PullThrough:
     def _stale(self, rule: Rule, name: str, tag: str, cached: CachedManifest, reason: str) -> Served:
         log.warning("serving %s:%s stale: %s", name, tag, reason)
         self.counters.add(stale=1)
-        self._pulled(name, f"tag#{tag}", cached)
+        body = self._pulled(name, f"tag#{tag}", cached)
         past = self._now() - cached.fetched - rule.ttl_seconds
-        return Served(cached.record, self._body(cached), f'hit; ttl={-past}; detail="upstream unavailable"',
-                      stale=True)
+        return Served(cached.record, body, f'hit; ttl={-past}; detail="upstream unavailable"', stale=True)
 
     def _fetch_tag(self, rule: Rule, name: str, tag: str, digest: Digest | None, status: str,
                    cached: CachedManifest | None) -> Served:
@@ -266,9 +264,9 @@ class PullThrough:
         record = cached.record
         return record.body if record.body is not None else self._blobs.read(record.body_key or "")
 
-    def _hit(self, cached: CachedManifest, status: str) -> Served:
+    def _hit(self, cached: CachedManifest, status: str, body: bytes) -> Served:
         self.counters.add(hits=1, bytes_saved=cached.record.size)
-        return Served(cached.record, self._body(cached), status)
+        return Served(cached.record, body, status)
 
     def _forget_tag(self, name: str, tag: str, cached: CachedManifest) -> None:
         if cached.record.body_key:  # should this request die before deleting it
@@ -277,19 +275,21 @@ class PullThrough:
         if dropped and dropped.get("body_key"):
             drop_body(self._store, self._blobs, dropped["body_key"])
 
-    def _pulled(self, name: str, sk: str, cached: CachedManifest) -> None:
-        """Note the pull for eviction (at most hourly per item), and the pull of the blobs an
-        image manifest names: a host that has the layers pulls only the manifest."""
-        now = self._now()
+    def _pulled(self, name: str, sk: str, cached: CachedManifest) -> bytes:
+        """The body to serve (read once), and the pull noted for eviction (at most hourly per
+        item), with the pull of the blobs an image manifest names: a host that has the layers
+        pulls only the manifest."""
+        body, now = self._body(cached), self._now()
         if now - cached.last_pulled < TOUCH_SECONDS:
-            return
+            return body
         self._store.touch(repo_pk(name), sk, now)
         try:
-            blobs = parse_manifest(self._body(cached), cached.record.media_type).blobs
+            blobs = parse_manifest(body, cached.record.media_type).blobs
         except RegistryError:
-            return
+            return body
         for descriptor in blobs:
             self._store.touch(blob_pk(str(descriptor.digest)), "blob", now)
+        return body
 
     # ---- blobs ---------------------------------------------------------------------------------
 
