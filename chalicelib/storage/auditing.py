@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from chalicelib.storage.housekeeping import HousekeepingStore
-from chalicelib.storage.keys import blob_pk, repo_pk, sweep_shard, tag_sk
+from chalicelib.storage.keys import blob_pk, manifest_sk, repo_pk, sweep_shard, tag_sk
 from chalicelib.storage.manifests import manifest_record
 from chalicelib.storage.records import ManifestRecord
 from chalicelib.storage.table import to_item
@@ -37,7 +37,7 @@ class AuditStore(HousekeepingStore):
     def drop_dangling_tag(self, repo: str, tag: str, digest: str) -> bool:
         """Delete the tag if it still names `digest` and the repository still has no such manifest."""
         pk = repo_pk(repo)
-        absent = {"ConditionCheck": {"TableName": self.table, "Key": to_item({"pk": pk, "sk": f"manifest#{digest}"}),
+        absent = {"ConditionCheck": {"TableName": self.table, "Key": to_item({"pk": pk, "sk": manifest_sk(digest)}),
                                      "ConditionExpression": "attribute_not_exists(pk)"}}
         drop = {"Delete": {"TableName": self.table, "Key": to_item({"pk": pk, "sk": tag_sk(tag)}),
                            "ConditionExpression": "#digest = :digest",
