@@ -115,13 +115,8 @@ class BlobStore:
 
     def listing(self, prefix: str) -> Iterator[list[tuple[str, int]]]:
         """Pages of (key, size) of the objects under `prefix`."""
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
-        while True:
-            page = self._s3.list_objects_v2(**kwargs)
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
             yield [(o["Key"], int(o["Size"])) for o in page.get("Contents", [])]
-            if not page.get("IsTruncated"):
-                return
-            kwargs["ContinuationToken"] = page["NextContinuationToken"]
 
     def folders(self, prefix: str, after: str) -> Iterator[str]:
         """The "folders" (key parts up to the next `/`) under `prefix` that sort after `after`,
